@@ -1,0 +1,75 @@
+"""The `gold-ray` command line. Each subcommand is a small function; user errors print
+one line and exit with status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from gold_ray.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML config file (see configs/)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key by its dotted path, e.g. --set run.rounds=2 (repeatable)",
+    )
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from gold_ray.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    print(config.to_yaml(), end="")
+    return 0
+
+
+def cmd_prepare_models(args: argparse.Namespace) -> int:
+    from gold_ray.embedded import EMBEDDED, cache_dir, prepare
+
+    names = args.names or sorted(EMBEDDED)
+    for name in names:
+        print(f"{name}: {prepare(name)}", flush=True)
+    print(f"cache: {cache_dir()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gold-ray", description="Distil a large language model into a small task model with GOLD."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    validate = sub.add_parser("validate", help="check a config and print it resolved")
+    _add_config_args(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    prep = sub.add_parser("prepare-models", help="prepare the embedded models in the cache (GOLD_RAY_CACHE)")
+    prep.add_argument("names", nargs="*", help="embedded model names (default: all)")
+    prep.set_defaults(func=cmd_prepare_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UserError as exc:
+        print(f"gold-ray: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("gold-ray: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""The run configuration: one YAML file, validated strictly into a typed tree.
+
+Every node forbids unknown keys; every error names the key's dotted path and a fix
+(:class:`ConfigError`). Command-line overrides (``--set a.b=value``) are applied to the
+raw mapping before validation, so they are checked exactly like the file.
+
+The config classes live here, not beside each role module, so that validating a config
+(``gold-ray validate``) imports neither Ray nor vLLM.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from gold_ray.errors import UserError
+from gold_ray.tasks.spec import Strict, TaskSpec
+
+
+class ConfigError(UserError):
+    """A user error in a config: the message names the key and how to fix it."""
+
+
+class RunSection(Strict):
+    rounds: int = Field(default=4, ge=1, description="GOLD rounds (generate, train, score, feed back)")
+    seed: int = Field(default=0, ge=0, description="seeds generation, training and feedback sampling")
+    out_dir: str | None = Field(default=None, description="run directory; default runs/<task name>")
+
+
+class TeacherSection(Strict):
+    model: str = Field(
+        default="embedded:smollm2-135m-instruct",
+        description="Hugging Face id, local path, or embedded:NAME",
+    )
+    max_tokens: int = Field(default=160, ge=8, description="token budget of one generated sample")
+    temperature: float = Field(default=1.0, gt=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_model_len: int = Field(default=2048, ge=128)
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    trust_remote_code: bool = False
+
+
+class GenerationSection(Strict):
+    train_per_round: int = Field(default=256, ge=1, description="training samples asked per round")
+    validation_per_round: int = Field(default=64, ge=0, description="OOD validation samples per round")
+    few_shot: int = Field(default=3, ge=0, description="examples shown in each prompt")
+    diversity_seeds: list[str] = Field(
+        default_factory=list, description="topics or attributes cycled through prompts for diversity"
+    )
+    validation_trains_student: bool = Field(
+        default=False, description="also train on the OOD validation batches (the paper's code does)"
+    )
+
+
+class AutoscalingSection(Strict):
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1, ge=1)
+    target_ongoing_requests: float = Field(default=32, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingSection:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas: ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class GeneratorSection(Strict):
+    replicas: int = Field(default=1, ge=1, description="vLLM replicas (fixed; see autoscaling)")
+    autoscaling: AutoscalingSection | None = Field(default=None, description="Serve autoscaling instead")
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs per replica")
+    num_gpus: float = Field(default=0.0, ge=0, description="GPUs per replica (0 = vLLM CPU build)")
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    kv_cache_gib: float = Field(default=1.0, gt=0, description="KV cache per replica on CPU")
+    max_inflight: int = Field(default=64, ge=1, description="requests in flight per replica")
+    max_retries: int = Field(default=2, ge=0, description="retries of a request whose replica died")
+    resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per replica")
+
+
+class StudentSection(Strict):
+    model: str = Field(default="embedded:minilm-l6", description="Hugging Face id, local path, or embedded:NAME")
+    max_length: int = Field(default=128, ge=8, description="tokens of student input")
+    max_target_length: int = Field(default=64, ge=1, description="target tokens (seq2seq)")
+    trust_remote_code: bool = False
+
+
+class TrainingSection(Strict):
+    workers: int = Field(default=2, ge=1, description="Ray Train workers")
+    use_gpu: bool = False
+    num_cpus_per_worker: float = Field(default=1.0, gt=0)
+    resources_per_worker: dict[str, float] = Field(default_factory=dict)
+    epochs: int = Field(default=2, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    batch_size: int = Field(default=16, ge=1, description="per worker")
+    sce_alpha: float = Field(default=1.0, ge=0, description="weight of cross-entropy")
+    sce_beta: float = Field(default=1.0, ge=0, description="weight of reverse cross-entropy")
+    noise_filter: float = Field(
+        default=0.1, ge=0, lt=1, description="fraction of each round's samples dropped as highest energy"
+    )
+    continue_from_previous: bool = Field(default=True, description="start each round from the last student")
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> TrainingSection:
+        if self.sce_alpha == 0 and self.sce_beta == 0:
+            raise ValueError("sce_beta: sce_alpha and sce_beta are both 0: the loss would be zero; set one above 0")
+        return self
+
+
+class ScorerSection(Strict):
+    replicas: int = Field(default=1, ge=1)
+    num_cpus: float = Field(default=0.5, gt=0)
+    num_gpus: float = Field(default=0.0, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    temperature: float = Field(default=1.0, gt=0, description="energy temperature T")
+    batch_size: int = Field(default=64, ge=1)
+
+
+class FeedbackSection(Strict):
+    policy: Literal["energy_band", "none", "random", "highest_energy"] = "energy_band"
+    band: tuple[float, float] = Field(default=(0.5, 0.8), description="energy rank quantiles [low, high]")
+    k: int = Field(default=4, ge=0, description="most feedback samples per round")
+
+    @model_validator(mode="after")
+    def _band(self) -> FeedbackSection:
+        low, high = self.band
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"band: must satisfy 0 <= low < high <= 1, got [{low}, {high}]")
+        return self
+
+
+class RaySection(Strict):
+    address: str | None = Field(
+        default=None, description="cluster address; default: RAY_ADDRESS, else a local Ray"
+    )
+    num_cpus: int | None = Field(
+        default=8,
+        ge=1,
+        description="logical CPUs of a local Ray (more than the cores, so that every role fits on one "
+        "small machine); ignored on a cluster",
+    )
+    coordinator_num_cpus: float = Field(default=0.25, gt=0)
+
+
+class GoldConfig(Strict):
+    task: TaskSpec
+    run: RunSection = RunSection()
+    teacher: TeacherSection = TeacherSection()
+    generation: GenerationSection = GenerationSection()
+    generator: GeneratorSection = GeneratorSection()
+    student: StudentSection = StudentSection()
+    training: TrainingSection = TrainingSection()
+    scorer: ScorerSection = ScorerSection()
+    feedback: FeedbackSection = FeedbackSection()
+    ray: RaySection = RaySection()
+    base_dir: str = Field(default=".", description="set by the loader: the config file's directory")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.run.out_dir or f"runs/{self.task.name}")
+
+    def eval_path(self) -> Path | None:
+        """The eval file as an absolute path (relative paths are relative to the config file)."""
+        if self.task.eval is None:
+            return None
+        path = Path(os.path.expandvars(self.task.eval.file)).expanduser()
+        return path if path.is_absolute() else (Path(self.base_dir) / path).resolve()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (plain YAML silently keeps the last one)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node)
+        if key in mapping:
+            raise ConfigError(
+                f"duplicate key {key!r} at line {key_node.start_mark.line + 1}: keep only one of them"
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (task:, run:, ...)")
+    return data
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=value`` to a raw config mapping; the value is parsed as YAML."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set run.rounds=2")
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = node[_list_index(node, part, parts[: i + 1])]
+            continue
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
+            raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is a value, not a section")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(node, list):
+        node[_list_index(node, parts[-1], parts)] = value
+    else:
+        node[parts[-1]] = value
+
+
+def _list_index(node: list[Any], part: str, path: list[str]) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {'.'.join(path)}: {part!r} is not an index below {len(node)}")
+    return int(part)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> GoldConfig:
+    """Read, override and validate a config file. Raises ConfigError on any user error."""
+    data = read_yaml(path)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    data.setdefault("base_dir", str(Path(path).resolve().parent))
+    return validate_config(data)
+
+
+def validate_config(data: dict[str, Any]) -> GoldConfig:
+    try:
+        return GoldConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc, data)) from None
+
+
+def describe_error(exc: ValidationError, data: dict[str, Any]) -> str:
+    """One line for the first error: the dotted key, what is wrong, how to fix it."""
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
+    path = _dotted(loc) or "(top level)"
+    kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key. {_key_hint(loc)}"
+    if kind == "missing":
+        return f"{path}: required key is missing; add it"
+    sub_path, sep, rest = msg.partition(": ")
+    if sep and re.fullmatch(r"[A-Za-z_][\w.\[\]]*", sub_path):  # validators name the key first
+        return f"{path}.{sub_path}: {rest}" if loc else f"{sub_path}: {rest}"
+    got = err.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
+    return f"{path}: {msg}{shown}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _key_hint(loc: tuple[Any, ...]) -> str:
+    """Suggest the closest valid key of the parent section."""
+    model: Any = GoldConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            if isinstance(part, int):
+                continue
+            return "Remove it."
+        model = _model_of(field.annotation)
+        if model is None:
+            return "Remove it."
+    valid = [k for k in model.model_fields if k != "base_dir"]
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+    suggestion = f"Did you mean {close[0]!r}? " if close else ""
+    return f"{suggestion}Valid keys here: {', '.join(valid)}"
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model inside an annotation such as `X`, `X | None` or `list[X]`."""
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, Strict):
+            return candidate
+        for inner in getattr(candidate, "__args__", ()):
+            if isinstance(inner, type) and issubclass(inner, Strict):
+                return inner
+    return None

@@ -1,0 +1,92 @@
+"""Run directory: atomic rounds, resume bookkeeping, refusal of foreign directories, the report."""
+
+import pytest
+
+from gold_ray.errors import UserError
+from gold_ray.report import write_report
+from gold_ray.rundir import RunDir, read_jsonl, write_json, write_jsonl
+
+
+def fake_round(run: RunDir, r: int, with_student: bool = True) -> None:
+    partial = run.partial_dir(r)
+    train = [{"id": f"r{r:02d}-train-{i:05d}", "label": "pos" if i % 2 else "neg", "fields": {"text": f"t{i}"}} for i in range(6)]
+    val = [{"id": f"r{r:02d}-validation-{i:05d}", "label": "pos", "fields": {"text": f"v{i}"}} for i in range(4)]
+    write_jsonl(partial / "train.jsonl", train)
+    write_jsonl(partial / "validation.jsonl", val)
+    scores = [{"id": s["id"], "kind": "train", "energy": -3.0 - i} for i, s in enumerate(train)]
+    scores += [{"id": s["id"], "kind": "validation", "energy": -1.0 + i} for i, s in enumerate(val)]
+    write_jsonl(partial / "scores.jsonl", scores)
+    write_jsonl(partial / "feedback.jsonl", val[1:3])
+    if with_student:
+        (partial / "student").mkdir()
+        (partial / "student" / "config.json").write_text("{}")
+    write_json(partial / "round.json", {"round": r, "accepted": {"train": 6, "validation": 4},
+                                        "rejected": {"bad_json": 1}, "train_loss": 0.5 - r / 10,
+                                        "eval": {"accuracy": 0.6 + r / 10}, "timings": {"train": 3.0, "generate_train": 5.0}})
+    run.publish_round(r)
+
+
+def test_rounds_are_published_atomically_and_resume_skips_partial(tmp_path):
+    run = RunDir(tmp_path / "run")
+    assert run.open("a: 1\n", resume=False) == 0
+    fake_round(run, 0)
+    before = {p.name: p.read_bytes() for p in run.round_dir(0).glob("*.jsonl")}
+    # A round killed half-way leaves only a partial directory.
+    write_jsonl(run.partial_dir(1) / "train.jsonl", [{"id": "half"}])
+    assert run.open("a: 1\n", resume=True) == 1
+    assert not list((run.root / "rounds").glob(".*.partial"))
+    fake_round(run, 1)
+    assert {p.name: p.read_bytes() for p in run.round_dir(0).glob("*.jsonl")} == before
+    assert [m["round"] for m in read_jsonl(run.root / "metrics.jsonl")] == [0, 1]
+    # Only the latest student is kept; RUN_DIR/student points at it.
+    assert run.student_dir.resolve() == (run.round_dir(1) / "student").resolve()
+    assert not (run.round_dir(0) / "student").exists()
+    assert run.latest_student() == run.round_dir(1) / "student"
+
+
+def test_refuses_a_run_without_resume_and_a_different_config(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.open("a: 1\n", resume=False)
+    with pytest.raises(UserError, match="--resume"):
+        run.open("a: 1\n", resume=False)
+    with pytest.raises(UserError, match="different config"):
+        run.open("a: 2\n", resume=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not empty"):
+        RunDir(other).open("a: 1\n", resume=False)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_gap_in_rounds_is_reported(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.open("a: 1\n", resume=False)
+    (run.root / "rounds" / "r01").mkdir(parents=True)
+    with pytest.raises(UserError, match="gap"):
+        run.complete_rounds()
+
+
+def test_report_writes_every_plot(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.open("a: 1\n", resume=False)
+    fake_round(run, 0)
+    fake_round(run, 1)
+    page = write_report(run.root)
+    html = page.read_text()
+    plots = sorted((run.root / "report").glob("*.svg"))
+    names = {p.stem for p in plots}
+    assert {"eval_metric", "phase_timings", "label_distribution", "energy_r00", "energy_r01"} <= names
+    for plot in plots:
+        text = plot.read_text()
+        assert text.startswith("<svg") and text.endswith("</svg>") and "(no data)" not in text
+        assert f"report/{plot.name}" in html
+    assert "<polyline" in (run.root / "report" / "eval_metric.svg").read_text()
+    assert "feedback (n=2)" in (run.root / "report" / "energy_r01.svg").read_text()
+
+
+def test_report_of_empty_run_is_a_user_error(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.open("a: 1\n", resume=False)
+    with pytest.raises(UserError, match="no complete round"):
+        write_report(run.root)

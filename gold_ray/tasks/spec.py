@@ -72,6 +72,7 @@ class EvalSpec(Strict):
     fields: dict[str, str] = Field(
         default_factory=dict, description="task field -> key in the file, where the names differ"
     )
+    limit: int | None = Field(default=None, ge=1, description="score only the first N rows (quick runs)")
     target: str = Field(
         default="label",
         description="key holding the gold label (classification), answer list (QA) or number (math)",

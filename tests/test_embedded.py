@@ -81,7 +81,8 @@ VLLM_ONE_SAMPLE = textwrap.dedent(
 
     if __name__ == "__main__":
         schema = json.loads(sys.argv[2])
-        llm = LLM(model=sys.argv[1], dtype="bfloat16", max_model_len=1024, seed=0)
+        # float32 and eager: this CPU emulates bf16, and torch.compile warm-up costs minutes
+        llm = LLM(model=sys.argv[1], dtype="float32", max_model_len=1024, seed=0, enforce_eager=True)
         prompt = llm.get_tokenizer().apply_chat_template(
             [{"role": "user", "content": "Write one positive movie review sentence as JSON."}],
             tokenize=False, add_generation_prompt=True)

@@ -48,6 +48,33 @@ def test_smoke_script_stops_clearly_without_a_gpu(tmp_path):
     assert list(tmp_path.iterdir()) == []  # stopped before building anything
 
 
+@pytest.mark.timeout(300)
+def test_smoke_script_refuses_a_cpu_vllm(tmp_path):
+    """With a GPU reported but only the CPU build of vllm (this machine), the script stops at its
+    CUDA check, before it builds a 16 GB model."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available: the script would go on to the real benchmark")
+    fake = tmp_path / "fake-nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'GPU 0: Fake GPU (UUID: GPU-0)'\n")
+    fake.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {
+        **_env(),
+        "GOLD_RAY_NVIDIA_SMI": str(fake),
+        "GOLD_RAY_SMOKE_DIR": str(work),
+        "PYTHON": sys.executable,
+    }
+    result = subprocess.run(
+        ["bash", str(BENCH / "gpu_smoke.sh")], capture_output=True, text=True, env=env, timeout=280
+    )
+    assert result.returncode != 0
+    assert "do not see CUDA" in result.stderr, result.stderr[-2000:]
+    assert list(work.iterdir()) == []
+
+
 @pytest.fixture(scope="module")
 def tiny_teacher(tmp_path_factory):
     out = tmp_path_factory.mktemp("random-tiny")

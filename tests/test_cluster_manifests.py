@@ -631,16 +631,45 @@ def test_runtime_env_checker_rejects_broken_copy(case):
 # --------------------------------------------------------------------------- one image everywhere
 
 
-def test_every_ray_image_is_the_installed_ray():
-    """Launchers, the Dockerfile's base and the RayJob's image name all carry the installed Ray."""
-    bases = {load(name)["docker"]["image"] for name in LAUNCHERS}
-    dockerfile = (CLUSTER / "Dockerfile").read_text()
+def image_problems(launcher_images: set[str], dockerfile: str, rayjob_image: str) -> list[str]:
+    """One base image everywhere: the launchers' image is the Dockerfile's FROM (the official
+    Ray image of the installed Ray), the Dockerfile installs gold_ray[gpu], and the RayJob's
+    image is tagged with the base it was built on."""
     froms = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
-    assert froms and set(froms) == bases and len(bases) == 1, (froms, bases)
-    assert re.search(r'pip install[^\n]*"\.\[gpu\]"', dockerfile)
-    base_tag = bases.pop().split(":", 1)[1]  # e.g. 2.60.0-py311-gpu
-    assert base_tag.startswith(f"{RAY_VERSION}-")
-    image = load(RAYJOB)["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0][
-        "image"
-    ]
-    assert image.endswith(f"ray{base_tag}"), (image, base_tag)
+    if len(launcher_images) != 1 or set(froms) != launcher_images:
+        return [f"launchers use {sorted(launcher_images)} but the Dockerfile builds FROM {froms}"]
+    problems = []
+    if not re.search(r'pip install[^\n]*"\.\[gpu\]"', dockerfile):
+        problems.append("the Dockerfile does not pip install gold_ray with its `gpu` extra")
+    base_tag = next(iter(launcher_images)).partition(":")[2]  # e.g. 2.60.0-py311-gpu
+    if not base_tag.startswith(f"{RAY_VERSION}-"):
+        problems.append(f"base tag {base_tag!r} is not Ray {RAY_VERSION}")
+    if not rayjob_image.endswith(f"ray{base_tag}"):
+        problems.append(f"RayJob image {rayjob_image!r} is not tagged with its base ray{base_tag}")
+    return problems
+
+
+def _images() -> tuple[set[str], str, str]:
+    head = load(RAYJOB)["spec"]["rayClusterSpec"]["headGroupSpec"]
+    return (
+        {load(name)["docker"]["image"] for name in LAUNCHERS},
+        (CLUSTER / "Dockerfile").read_text(),
+        head["template"]["spec"]["containers"][0]["image"],
+    )
+
+
+def test_every_image_is_built_on_the_installed_ray():
+    assert image_problems(*_images()) == []
+
+
+def test_image_checker_rejects_broken_copies():
+    launchers, dockerfile, rayjob = _images()
+    other = dockerfile.replace("FROM rayproject/ray:", "FROM rayproject/ray-ml:")
+    assert "builds FROM" in " ".join(image_problems(launchers, other, rayjob))
+    no_gpu = dockerfile.replace('".[gpu]"', '"."')
+    assert "`gpu` extra" in " ".join(image_problems(launchers, no_gpu, rayjob))
+    assert "not tagged" in " ".join(image_problems(launchers, dockerfile, "gold-ray:latest"))
+    old = {image.replace(RAY_VERSION, "2.9.0") for image in launchers}
+    assert f"is not Ray {RAY_VERSION}" in " ".join(
+        image_problems(old, dockerfile.replace(RAY_VERSION, "2.9.0"), rayjob)
+    )

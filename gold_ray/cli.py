@@ -42,6 +42,27 @@ def cmd_prepare_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from gold_ray.config import load_config
+    from gold_ray.runner import run
+
+    overrides = list(args.overrides) + ([f"run.out_dir={args.out}"] if args.out else [])
+    config = load_config(args.config, overrides)
+    result = run(config, resume=args.resume)
+    for name, value in result.final_eval.items():
+        print(f"student {name}: {value:.4f}" if isinstance(value, float) else f"student {name}: {value}")
+    print(f"student: {result.student}")
+    print(f"report: {result.report}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gold_ray.report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gold-ray", description="Distil a large language model into a small task model with GOLD."
@@ -51,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a config and print it resolved")
     _add_config_args(validate)
     validate.set_defaults(func=cmd_validate)
+
+    run = sub.add_parser("run", help="run the GOLD loop (the `ray job submit` entrypoint)")
+    _add_config_args(run)
+    run.add_argument("--out", help="run directory (default: run.out_dir, else runs/<task>)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete round")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="write RUN_DIR/report.html with plots")
+    report.add_argument("run_dir")
+    report.set_defaults(func=cmd_report)
 
     prep = sub.add_parser("prepare-models", help="prepare the embedded models in the cache (GOLD_RAY_CACHE)")
     prep.add_argument("names", nargs="*", help="embedded model names (default: all)")

@@ -1,0 +1,259 @@
+"""The coordinator actor: runs the GOLD rounds (DESIGN section 1) and owns the run state.
+
+Per round r:
+  1. generate the training batch (prompts carry the feedback F(r-1))
+  2. energy noise filter: drop the highest-energy fraction of each round's samples under the
+     current student, then train the student on everything kept (a Ray Train job)
+  3. generate an OOD validation batch (prompts show current training samples, ask for
+     significantly different ones)
+  4. score it with the new student (energy), and the round's training batch too (for the report)
+  5. select the feedback F(r) with the configured policy; evaluate the student if an eval
+     file is configured; publish the round atomically.
+
+Batches move as ObjectRefs (generator -> here -> Ray Data -> Train workers; here -> scorer).
+The coordinator reads a batch's rows only to write the run directory and to pick feedback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+
+from gold_ray.config import GoldConfig, validate_config
+from gold_ray.core.feedback import select_feedback
+from gold_ray.core.samples import Sample
+from gold_ray.rundir import RunDir, read_jsonl, write_json, write_jsonl
+
+CONTEXT_SAMPLES = 6  # training samples shown to the teacher when it is asked for OOD ones
+
+
+class RoundLog:
+    """Progress lines the driver polls (the actor runs in Ray; its stdout may be far away)."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+
+    def since(self, index: int) -> list[str]:
+        with self._lock:
+            return self._lines[index:]
+
+
+class Timings(dict):
+    @contextmanager
+    def phase(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = round(self.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+class Coordinator:
+    """Drives the rounds. Created as a Ray actor by :func:`gold_ray.runner.run`."""
+
+    def __init__(self, config_data: dict[str, Any], run_dir: str, resume: bool):
+        self.config: GoldConfig = validate_config(config_data)
+        self.run_dir = RunDir(run_dir)
+        self.resume = resume
+        self.log = RoundLog()
+        self.rng = np.random.default_rng(self.config.run.seed)
+
+    # ---------------------------------------------------------------- actor API
+
+    def progress(self, since: int) -> list[str]:
+        return self.log.since(since)
+
+    def run(self) -> dict[str, Any]:
+        from gold_ray.generator import GeneratorPool
+        from gold_ray.scorer import ScorerPool
+
+        cfg = self.config
+        start = self.run_dir.open(cfg.to_yaml(), self.resume)
+        if start >= cfg.run.rounds:
+            self.log(f"all {cfg.run.rounds} rounds already complete in {self.run_dir.root}")
+            return self._summary()
+        self.log(f"run directory {self.run_dir.root}; starting at round {start} of {cfg.run.rounds}")
+        state = self._restore(start)
+        pool = GeneratorPool.start(cfg)
+        scorer = ScorerPool(cfg)
+        try:
+            for r in range(start, cfg.run.rounds):
+                self._round(r, state, pool, scorer)
+        finally:
+            scorer.shutdown()
+        return self._summary()
+
+    # ---------------------------------------------------------------- one round
+
+    def _round(self, r: int, state: dict[str, Any], pool: Any, scorer: Any) -> None:
+        from gold_ray.evaluation import evaluate_student
+        from gold_ray.trainer import filter_noise, train_student
+
+        cfg, timings = self.config, Timings()
+        partial = self.run_dir.partial_dir(r)
+        feedback, feedback_round = state["feedback"], r - 1 if state["feedback"] else -1
+
+        with timings.phase("generate_train"):
+            gen = pool.generate(r, "train", cfg.generation.train_per_round, feedback, feedback_round)
+            train_rows: list[Sample] = ray.get(gen.samples_ref)
+        write_jsonl(partial / "train.jsonl", train_rows)
+        write_jsonl(partial / "prompts.jsonl", gen.prompts)
+        state["refs"][r] = gen.samples_ref
+        self.log(f"[round {r}] generated {gen.accepted} training samples ({_fmt_counts(gen.rejected)} rejected), "
+                 f"{gen.tokens / max(gen.seconds, 1e-9):.0f} tokens/s")
+
+        with timings.phase("noise_filter"):
+            kept_refs, dropped = self._noise_filter(state, scorer, filter_noise)
+        write_jsonl(partial / "filtered.jsonl", [{"id": i} for i in sorted(dropped)])
+
+        with timings.phase("train"):
+            init = state["student"] if cfg.training.continue_from_previous else None
+            result = train_student(cfg, kept_refs, init_checkpoint=init, output_dir=partial / "student")
+        state["student"] = str(partial / "student")
+        scorer.load(result.checkpoint_dir)
+
+        with timings.phase("generate_validation"):
+            context = _pick(train_rows, CONTEXT_SAMPLES, self.rng)
+            val = pool.generate(r, "validation", cfg.generation.validation_per_round, [], feedback_round,
+                                context_samples=context)
+            val_rows: list[Sample] = ray.get(val.samples_ref)
+        write_jsonl(partial / "validation.jsonl", val_rows)
+        if cfg.generation.validation_trains_student:
+            state["refs"][f"{r}-validation"] = val.samples_ref
+
+        with timings.phase("score"):
+            scores = self._score(scorer, gen.samples_ref, "train") + self._score(scorer, val.samples_ref, "validation")
+        write_jsonl(partial / "scores.jsonl", scores)
+        val_energy = np.array([s["energy"] for s in scores if s["kind"] == "validation"])
+        picked = select_feedback(cfg.feedback.policy, val_energy, cfg.feedback.band, cfg.feedback.k, self.rng)
+        state["feedback"] = [val_rows[i] for i in picked]
+        write_jsonl(partial / "feedback.jsonl", state["feedback"])
+
+        eval_metrics: dict[str, Any] = {}
+        if cfg.eval_path() is not None and cfg.eval_path().exists():
+            with timings.phase("eval"):
+                eval_metrics = evaluate_student(result.checkpoint_dir, cfg)
+        metrics = {
+            "round": r,
+            "accepted": {"train": gen.accepted, "validation": val.accepted},
+            "rejected": _merge(gen.rejected, val.rejected),
+            "tokens_per_s": round((gen.tokens + val.tokens) / max(gen.seconds + val.seconds, 1e-9), 2),
+            "train_loss": result.loss,
+            "train_samples": result.samples,
+            "filtered": len(dropped),
+            "feedback_ids": [s["id"] for s in state["feedback"]],
+            "energy_quantiles": _quantiles(val_energy),
+            "eval": eval_metrics,
+            "timings": dict(timings),
+        }
+        write_json(partial / "round.json", metrics)
+        self.run_dir.publish_round(r)
+        state["student"] = str(self.run_dir.round_dir(r) / "student")
+        self.log(_round_line(metrics))
+
+    def _noise_filter(self, state: dict[str, Any], scorer: Any, filter_noise: Any) -> tuple[list[Any], set[str]]:
+        refs = list(state["refs"].values())
+        fraction = self.config.training.noise_filter
+        if state["student"] is None or fraction == 0:  # no student yet: nothing to score with
+            return refs, set()
+        kept, dropped = filter_noise(scorer, state["refs"], fraction)
+        return kept, set(dropped)
+
+    @staticmethod
+    def _score(scorer: Any, ref: Any, kind: str) -> list[dict[str, Any]]:
+        return [{**s, "kind": kind} for s in scorer.score(ref)]
+
+    # ---------------------------------------------------------------- resume and summary
+
+    def _restore(self, start: int) -> dict[str, Any]:
+        """State after the last complete round: training refs, student, feedback."""
+        refs: dict[Any, Any] = {}
+        for r in range(start):
+            refs[r] = ray.put(self.run_dir.read_round(r, "train"))
+            if self.config.generation.validation_trains_student:
+                refs[f"{r}-validation"] = ray.put(self.run_dir.read_round(r, "validation"))
+        feedback = self.run_dir.read_round(start - 1, "feedback") if start else []
+        student = self.run_dir.latest_student()
+        if start:
+            self.log(f"resumed after round {start - 1}: {len(feedback)} feedback samples, student {student}")
+        return {"refs": refs, "feedback": feedback, "student": str(student) if student else None}
+
+    def _summary(self) -> dict[str, Any]:
+        metrics = self.run_dir.round_metrics()
+        return {
+            "run_dir": str(self.run_dir.root),
+            "rounds": len(metrics),
+            "student": str(self.run_dir.student_dir),
+            "final_eval": metrics[-1]["eval"] if metrics else {},
+            "metrics": metrics,
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _pick(rows: list[Sample], k: int, rng: np.random.Generator) -> list[Sample]:
+    if len(rows) <= k:
+        return list(rows)
+    return [rows[i] for i in sorted(rng.choice(len(rows), size=k, replace=False))]
+
+
+def _merge(*counts: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _quantiles(energies: np.ndarray) -> dict[str, float]:
+    if energies.size == 0:
+        return {}
+    return {f"q{int(q * 100)}": round(float(np.quantile(energies, q)), 4) for q in (0.1, 0.5, 0.8, 0.9)}
+
+
+def _fmt_counts(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    if not total:
+        return "0"
+    return f"{total}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _round_line(m: dict[str, Any]) -> str:
+    evals = " ".join(f"{k}={v:.4f}" for k, v in m["eval"].items() if isinstance(v, float))
+    phases = " ".join(f"{k}={v:.0f}s" for k, v in m["timings"].items())
+    q = m["energy_quantiles"]
+    return (
+        f"[round {m['round']}] accepted train={m['accepted']['train']} val={m['accepted']['validation']} "
+        f"rejected {_fmt_counts(m['rejected'])} | {m['tokens_per_s']:.0f} tok/s | loss {m['train_loss']:.4f} "
+        f"on {m['train_samples']} (filtered {m['filtered']}) | energy q50={q.get('q50', float('nan')):.3f} "
+        f"q80={q.get('q80', float('nan')):.3f} | {evals or 'no eval'} | {phases}"
+    )
+
+
+def coordinator_actor(config: GoldConfig) -> Any:
+    """The Ray actor class with the resources the config asks for; pinned to the driver's
+    node so that the run directory is on the driver's filesystem."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    return ray.remote(Coordinator).options(
+        num_cpus=config.ray.coordinator_num_cpus,
+        max_concurrency=4,  # run() blocks; progress() must still answer
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+    )
+
+
+def read_feedback_ids(run_dir: str | Path, round_index: int) -> list[str]:
+    return [s["id"] for s in read_jsonl(Path(run_dir) / "rounds" / f"r{round_index:02d}" / "feedback.jsonl")]

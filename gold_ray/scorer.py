@@ -72,9 +72,9 @@ class StudentScorer:
         if not task.is_classification and not all(labelled):
             missing = [s["id"] for s, ok in zip(samples, labelled, strict=True) if not ok]
             raise ValueError(f"seq2seq samples need their outputs to be scored; missing in {missing[:5]}")
-        # Unlabelled classification rows get a placeholder label; their loss is reported as None.
-        placeholder = task.label_names[0]
-        rows = [row if ok else {**row, "target": placeholder} for row, ok in zip(rows, labelled, strict=True)]
+        if task.is_classification:
+            # Unlabelled rows get a placeholder label; their loss is reported as None.
+            rows = [row if ok else {**row, "target": task.label_names[0]} for row, ok in zip(rows, labelled, strict=True)]
         with torch.no_grad():
             outputs = st.forward(self.student, st.encode(self.student, rows))
             energy = st.energies(outputs, self.config.scorer.temperature).tolist()

@@ -62,6 +62,11 @@ class TrainResult:
     ray_checkpoint: str | None = None  # the last Ray Train checkpoint (on storage_path)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def loss(self) -> float:
+        """The final loss (the coordinator's name for it)."""
+        return self.final_loss
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -284,7 +289,7 @@ def _without(samples: list[Sample], drop: list[str]) -> list[Sample]:
 
 
 def filter_noise(
-    scorer: Any, refs_by_round: Mapping[int, Sequence[ray.ObjectRef]], fraction: float
+    scorer: Any, refs_by_round: Mapping[Any, ray.ObjectRef | Sequence[ray.ObjectRef]], fraction: float
 ) -> tuple[list[ray.ObjectRef], list[str]]:
     """Drop the highest-energy ``fraction`` of each round's samples, as scored by the
     current student.
@@ -292,25 +297,25 @@ def filter_noise(
     Args:
         scorer: a :class:`gold_ray.scorer.ScorerPool` (anything with ``score(ref) -> list
             of {"id", "energy", ...}``) holding the current student.
-        refs_by_round: round -> refs to that round's sample lists. Each round is ranked on
-            its own (the student has seen earlier rounds, so energies differ across rounds).
+        refs_by_round: a key per round (any key: ``0``, ``"0-validation"``) -> one ref or a
+            list of refs to that round's sample lists. Each key is ranked on its own (the
+            student has seen earlier rounds, so energies are not comparable across rounds).
         fraction: in [0, 1); floor(fraction * n) of a round's n samples are dropped.
     Returns:
-        (kept_refs, dropped_ids): refs in the input order (a ref with nothing dropped is
+        (kept_refs, dropped_ids): refs in the mapping's order (a ref with nothing dropped is
         passed on unchanged; others are replaced by a filtered copy made in the cluster),
         and the dropped sample ids, highest energy first within each round.
     """
     kept_refs: list[ray.ObjectRef] = []
     dropped_ids: list[str] = []
-    for round_index in sorted(refs_by_round):
-        refs = list(refs_by_round[round_index])
+    for value in refs_by_round.values():
+        refs = [value] if isinstance(value, ray.ObjectRef) else list(value)
         if fraction == 0:
             kept_refs.extend(refs)
             continue
         scores = [scorer.score(ref) for ref in refs]
         flat = [s for per_ref in scores for s in per_ref]
-        energies = np.array([s["energy"] for s in flat])
-        keep = noise_filter_keep(energies, fraction)
+        keep = noise_filter_keep(np.array([s["energy"] for s in flat], dtype=np.float64), fraction)
         drop = [s for s, k in zip(flat, keep, strict=True) if not k]
         drop_set = {s["id"] for s in drop}
         dropped_ids.extend(s["id"] for s in sorted(drop, key=lambda s: -s["energy"]))

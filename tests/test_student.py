@@ -125,7 +125,8 @@ def test_noise_filter_drops_the_highest_energy_fraction_per_round(ray_local, tra
     noisy = [dict(s, id=f"r01-noise-{i}", round=1, fields={"text": t}) for i, (s, t) in
              enumerate(zip(samples[:4], UNRELATED[:4], strict=True))]
     round1 = separable_samples(1)[:36] + noisy  # 40 samples: 10% = 4 dropped
-    refs = {0: [ray_local.put(samples[:20])], 1: [ray_local.put(round1[:20]), ray_local.put(round1[20:])]}
+    # as the coordinator keys them: one ref per round, or a list of refs
+    refs = {0: ray_local.put(samples[:20]), 1: [ray_local.put(round1[:20]), ray_local.put(round1[20:])]}
     pool = ScorerPool(sst2_config, result.checkpoint_dir, replicas=1)
     try:
         kept_refs, dropped = filter_noise(pool, refs, 0.1)
@@ -136,3 +137,17 @@ def test_noise_filter_drops_the_highest_energy_fraction_per_round(ray_local, tra
     assert {s["id"] for s in kept}.isdisjoint(dropped)
     # the off-topic sentences are the highest-energy samples of round 1
     assert set(dropped[2:]) == {s["id"] for s in noisy}
+
+
+@pytest.mark.timeout(300)
+def test_eval_cli_on_sst2_validation_prints_metrics(trained, capsys):
+    from gold_ray.cli import main
+
+    result, _ = trained
+    code = main(["eval", result.checkpoint_dir, "--config", str(ROOT / "configs/sst2.yaml"), "--limit", "64"])
+    out = capsys.readouterr().out
+    print(out)
+    assert code == 0
+    values = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert values["n"] == "64" and values["file"].endswith("sst2/validation.jsonl")
+    assert 0.0 <= float(values["accuracy"]) <= 1.0 and 0.0 <= float(values["macro_f1"]) <= 1.0

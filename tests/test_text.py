@@ -67,3 +67,17 @@ def test_student_rows_for_each_kind():
     assert row == {"text_a": "Context: C.\nQuestion: Q?", "text_b": None, "target": " C"}
     # evaluation inputs carry no outputs: no target
     assert student_row(squad, {"context": "C.", "question": "Q?"}, None)["target"] is None
+
+
+def test_teacher_prompt_shows_labels_shots_and_ends_with_the_cue():
+    from gold_ray.core.text import teacher_eval_prompt
+
+    sst2 = task("sst2")
+    prompt = teacher_eval_prompt(sst2, {"text": "dull and long"}, sst2.examples[:2])
+    assert prompt.startswith(sst2.description)
+    assert "- positive: the writer likes" in prompt
+    assert f"Text: {sst2.examples[0]['text']}\nLabel: positive" in prompt
+    assert prompt.endswith("Text: dull and long\nLabel:")
+    svamp = task("svamp")
+    prompt = teacher_eval_prompt(svamp, {"body": "B.", "question": "Q?"}, svamp.examples[:1])
+    assert "Answer: 48 - 31 = 17" in prompt and prompt.endswith("Question: Q?\nAnswer:")

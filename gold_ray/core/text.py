@@ -10,7 +10,7 @@ the same layout.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gold_ray.tasks.spec import TaskSpec
@@ -97,3 +97,30 @@ def student_row(task: TaskSpec, fields: Mapping[str, Any], label: str | None) ->
     head, _ = seq2seq_prompt_parts(task, fields)
     has_outputs = all(name in fields for name in task.output_names)
     return {"text_a": head, "text_b": None, "target": seq2seq_target(task, fields) if has_outputs else None}
+
+
+def teacher_eval_prompt(task: TaskSpec, fields: Mapping[str, Any], shots: Sequence[Mapping[str, Any]]) -> str:
+    """The few-shot prompt of the teacher baseline (one user message).
+
+    Classification: the task, the labels with their meanings, ``shots`` (config examples)
+    as ``Name: value`` lines and ``Label: x``, then the query ending in ``Label:``.
+    Seq2seq: the same with ``Answer: target`` (the student's target format).
+    """
+    parts = [task.description]
+    if task.is_classification:
+        parts.append("Labels:\n" + "\n".join(f"- {label.name}: {label.description}" for label in task.labels))
+        parts.append("Answer with the label only.")
+    else:
+        parts.append("Answer with the answer only." if task.kind == "extractive_qa"
+                     else "Answer with the equation and its value, as: equation = value.")
+    for shot in shots:
+        head, _ = seq2seq_prompt_parts(task, shot)
+        answer = shot["label"] if task.is_classification else seq2seq_target(task, shot).strip()
+        parts.append(f"{head}\n{_cue(task)} {answer}")
+    head, _ = seq2seq_prompt_parts(task, fields)
+    parts.append(f"{head}\n{_cue(task)}")
+    return "\n\n".join(parts)
+
+
+def _cue(task: TaskSpec) -> str:
+    return "Label:" if task.is_classification else ANSWER_CUE.strip()

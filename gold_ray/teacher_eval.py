@@ -30,7 +30,8 @@ def evaluate_teacher(
     Shots: the first ``generation.few_shot`` examples of the task config (written for it),
     fewer for a query whose prompt would not fit ``teacher.max_model_len``.
     Returns a flat dict: metrics (floats), ``n``, ``file``, ``teacher``, ``too_long``
-    (queries that did not fit even without shots; scored as wrong), ``seconds``.
+    (queries that did not fit even without shots; scored as wrong), ``invalid`` (answers
+    that are no label, or empty), ``seconds``.
     """
     import torch
     from vllm import LLM, SamplingParams
@@ -64,8 +65,10 @@ def evaluate_teacher(
     for i, out in zip(runnable, outputs, strict=True):
         predictions[i] = clean_generation(out.outputs[0].text)
     result: dict[str, Any] = score_predictions(task, predictions, [ex.gold for ex in examples])
+    valid = set(task.label_names) if task.is_classification else None
+    invalid = sum((p not in valid) if valid else not p for p in predictions)
     result.update(n=len(examples), file=str(Path(path)), teacher=teacher.model,
-                  too_long=len(examples) - len(runnable), seconds=f"{time.time() - started:.1f}")
+                  too_long=len(examples) - len(runnable), invalid=invalid, seconds=f"{time.time() - started:.1f}")
     return result
 
 

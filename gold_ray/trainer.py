@@ -10,7 +10,9 @@ number of steps).
 Each epoch ends with ``ray.train.report`` and a checkpoint (rank 0 saves the student as a
 Hugging Face directory plus ``train_state.json``); a worker group that fails restarts from
 the last epoch (``training.max_failures``). The last checkpoint is then copied, atomically,
-into ``output_dir``: that directory is the exported student.
+into ``output_dir``: that directory is the exported student; the Ray Train run directory
+(``training.storage_path``, default ``output_dir/../train``) is removed once the copy is in
+place, so each student is stored once.
 
 Cost: each call builds a new worker group (about 20 s on a 2-core machine, measured and
 returned as ``seconds_startup``). The worker loop (:func:`train_loop_per_worker`) takes
@@ -59,7 +61,6 @@ class TrainResult:
     seconds_training: float  # rank 0's loop: loading the model, the epochs, checkpoints
     seconds_export: float
     workers: int
-    ray_checkpoint: str | None = None  # the last Ray Train checkpoint (on storage_path)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -215,6 +216,7 @@ def train_student(
     if dataset.count() == 0:
         raise ValueError("no samples to train on")
     storage = Path(training.storage_path or output_dir.parent / "train").resolve()
+    run_name = run_name or f"{output_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     resources = {"CPU": training.num_cpus_per_worker, **training.resources_per_worker}
     if training.use_gpu:
         resources.setdefault("GPU", 1)
@@ -227,7 +229,7 @@ def train_student(
             num_workers=training.workers, use_gpu=training.use_gpu, resources_per_worker=resources
         ),
         run_config=RunConfig(
-            name=run_name or f"{output_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            name=run_name,
             storage_path=str(storage),
             failure_config=FailureConfig(max_failures=training.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=1),
@@ -240,6 +242,10 @@ def train_student(
     if result.checkpoint is None:
         raise RuntimeError("Ray Train finished without a checkpoint")
     _export(result.checkpoint, output_dir)
+    # The export is a full copy of the last checkpoint: drop the Ray Train run directory so
+    # that a run directory does not hold every student twice (SmolLM2 is 0.5 GB a copy).
+    shutil.rmtree(storage / run_name, ignore_errors=True)
+    _remove_if_empty(storage)
     summary = result.return_value or {}
     t_end = time.time()
     losses = list(summary.get("epoch_losses", []))
@@ -253,9 +259,15 @@ def train_student(
         seconds_training=float(summary.get("seconds_loop", math.nan)),
         seconds_export=t_end - t_export,
         workers=training.workers,
-        ray_checkpoint=result.checkpoint.path,
-        extra={"seconds_dataset": t_fit - t0},
+        extra={"seconds_dataset": t_fit - t0, "init_checkpoint": str(init_checkpoint) if init_checkpoint else None},
     )
+
+
+def _remove_if_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:  # not empty (other runs share it) or already gone
+        pass
 
 
 def _export(checkpoint: Any, output_dir: Path) -> None:

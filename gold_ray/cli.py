@@ -63,6 +63,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from gold_ray.config import load_config
+    from gold_ray.evaluation import evaluate_student, format_result
+
+    config = load_config(args.config, args.overrides)
+    print(format_result(evaluate_student(args.checkpoint, config, file=args.file, limit=args.limit)))
+    return 0
+
+
+def cmd_eval_teacher(args: argparse.Namespace) -> int:
+    from gold_ray.config import load_config
+    from gold_ray.evaluation import format_result
+    from gold_ray.teacher_eval import evaluate_teacher
+
+    config = load_config(args.config, args.overrides)
+    print(format_result(evaluate_teacher(config, file=args.file, limit=args.limit)))
+    return 0
+
+
+def _add_eval_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--file", help="labelled JSONL file (default: the config's task.eval.file)")
+    parser.add_argument("--limit", type=int, help="evaluate the first N examples only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gold-ray", description="Distil a large language model into a small task model with GOLD."
@@ -82,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write RUN_DIR/report.html with plots")
     report.add_argument("run_dir")
     report.set_defaults(func=cmd_report)
+    ev = sub.add_parser("eval", help="score a student (or a run's latest student) on a labelled JSONL file")
+    ev.add_argument("checkpoint", help="student checkpoint directory or run directory")
+    ev.add_argument("--config", required=True, help="the run's YAML config (task, student)")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key (repeatable)")
+    _add_eval_args(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    evt = sub.add_parser("eval-teacher", help="the teacher's few-shot score on a labelled JSONL file (vLLM)")
+    _add_config_args(evt)
+    _add_eval_args(evt)
+    evt.set_defaults(func=cmd_eval_teacher)
 
     prep = sub.add_parser("prepare-models", help="prepare the embedded models in the cache (GOLD_RAY_CACHE)")
     prep.add_argument("names", nargs="*", help="embedded model names (default: all)")

@@ -105,6 +105,14 @@ class TrainingSection(Strict):
         default=0.1, ge=0, lt=1, description="fraction of each round's samples dropped as highest energy"
     )
     continue_from_previous: bool = Field(default=True, description="start each round from the last student")
+    max_failures: int = Field(
+        default=1, ge=0, description="times Ray Train restarts a failed worker group (from the last epoch checkpoint)"
+    )
+    storage_path: str | None = Field(
+        default=None,
+        description="Ray Train storage for checkpoints (must be shared storage on a multi-node cluster); "
+        "default: a train/ folder beside the exported student",
+    )
 
     @model_validator(mode="after")
     def _some_loss(self) -> TrainingSection:

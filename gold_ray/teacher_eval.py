@@ -1,0 +1,87 @@
+"""The teacher's few-shot score on a labelled file: the paper's "LLM" baseline.
+
+One vLLM engine in this process (run it from a ``__main__``-guarded entry point such as
+the ``gold-ray`` CLI: vLLM starts worker processes). Greedy decoding; for classification
+the output is constrained to exactly one label name (structured choice decoding), so every
+answer is a valid label. On CPU the engine runs float32 and eager: bf16 is emulated on
+CPUs without AVX512, and torch.compile warm-up costs minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from gold_ray.config import GoldConfig
+from gold_ray.core.text import clean_generation, teacher_eval_prompt
+from gold_ray.embedded import resolve_model
+from gold_ray.evaluation import eval_file, read_eval_file, score_predictions
+
+MAX_ANSWER_TOKENS = 48
+
+
+def evaluate_teacher(
+    config: GoldConfig, file: str | os.PathLike[str] | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """Few-shot score of ``config.teacher`` on the file (default ``task.eval.file``).
+
+    Shots: the first ``generation.few_shot`` examples of the task config (written for it),
+    fewer for a query whose prompt would not fit ``teacher.max_model_len``.
+    Returns a flat dict: metrics (floats), ``n``, ``file``, ``teacher``, ``too_long``
+    (queries that did not fit even without shots; scored as wrong), ``invalid`` (answers
+    that are no label, or empty), ``seconds``.
+    """
+    import torch
+    from vllm import LLM, SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    started = time.time()
+    task, teacher = config.task, config.teacher
+    path = eval_file(config, file)
+    examples = read_eval_file(path, task, limit)
+    on_gpu = torch.cuda.is_available()
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(config.generator.kv_cache_gib))))
+    llm = LLM(
+        model=resolve_model(teacher.model),
+        dtype=teacher.dtype if on_gpu else "float32",
+        enforce_eager=not on_gpu,
+        max_model_len=teacher.max_model_len,
+        seed=config.run.seed,
+        trust_remote_code=teacher.trust_remote_code,
+    )
+    tokenizer = llm.get_tokenizer()
+    budget = teacher.max_model_len - MAX_ANSWER_TOKENS
+    prompts = [_fit_prompt(tokenizer, config, ex.fields, budget) for ex in examples]
+    if task.is_classification:
+        params = SamplingParams(temperature=0.0, max_tokens=16,
+                                structured_outputs=StructuredOutputsParams(choice=task.label_names))
+    else:
+        params = SamplingParams(temperature=0.0, max_tokens=MAX_ANSWER_TOKENS, stop=["\n"])
+    runnable = [i for i, p in enumerate(prompts) if p is not None]
+    outputs = llm.generate([prompts[i] for i in runnable], params)
+    predictions = [""] * len(examples)
+    for i, out in zip(runnable, outputs, strict=True):
+        predictions[i] = clean_generation(out.outputs[0].text)
+    result: dict[str, Any] = score_predictions(task, predictions, [ex.gold for ex in examples])
+    valid = set(task.label_names) if task.is_classification else None
+    invalid = sum((p not in valid) if valid else not p for p in predictions)
+    result.update(n=len(examples), file=str(Path(path)), teacher=teacher.model,
+                  too_long=len(examples) - len(runnable), invalid=invalid, seconds=f"{time.time() - started:.1f}")
+    return result
+
+
+def _fit_prompt(tokenizer: Any, config: GoldConfig, fields: dict[str, str], budget: int) -> str | None:
+    """The chat-formatted prompt with as many shots as fit in ``budget`` tokens, or None."""
+    shots = list(config.task.examples[: config.generation.few_shot])
+    while True:
+        message = teacher_eval_prompt(config.task, fields, shots)
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
+        )
+        if len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) <= budget:
+            return prompt
+        if not shots:
+            return None
+        shots.pop()

@@ -41,6 +41,7 @@ from gold_ray.core.samples import Sample, SampleKind
 
 DEPLOYMENT = "Generator"
 REQUEST_FAILED = "request_failed"  # a request that still failed after its retries
+RETRY_BACKOFF_S = 1.0
 
 
 # --------------------------------------------------------------------------- engines
@@ -418,6 +419,8 @@ async def _collect(app_name: str, requests: list[dict[str, Any]], max_retries: i
                 return {**result, "attempts": attempt + 1}
             except Exception as exc:  # infrastructure failure: the model output never raises
                 error = f"{type(exc).__name__}: {exc}"[:300]
+                if attempt < max_retries:  # give Serve time to notice the death and replace it
+                    await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
         return {
             "id": request["id"], "index": request["index"], "sample": None, "reason": REQUEST_FAILED,
             "detail": error, "tokens": 0, "finish_reason": None, "raw": "", "replica": None,

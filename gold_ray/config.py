@@ -67,6 +67,16 @@ class GenerationSection(Strict):
         default="steer",
         description="steer: show feedback as 'be this different'; examples: show it as few-shot examples",
     )
+    example_format: Literal["text", "json"] = Field(
+        default="text",
+        description="few-shot examples as plain lines (text) or JSON; small teachers copy JSON examples verbatim",
+    )
+    ban_openings: int = Field(
+        default=3,
+        ge=0,
+        description="forbid the engine to write the first N words of any text shown in the prompt "
+        "(vLLM bad_words; 0: off): cuts verbatim copies of examples",
+    )
     feedback_per_prompt: int = Field(default=2, ge=0, description="feedback samples shown in each prompt")
     ood_context: int = Field(
         default=3, ge=0, description="current training samples shown in each OOD validation prompt"

@@ -84,6 +84,12 @@ def engine_kwargs(config: GoldConfig, model_path: str) -> dict[str, Any]:
         "seed": config.run.seed,
         "disable_log_stats": True,
     }
+    if not gpu:
+        # vLLM CPU rewinds a seeded request's torch.Generator after a partial (chunked) prefill,
+        # which the CPU generator cannot do ("CPU Generator does not use offset"): the engine
+        # dies. Whole prefills only, with a token budget that fits the longest prompt.
+        kwargs["enable_chunked_prefill"] = False
+        kwargs["max_num_batched_tokens"] = max(teacher.max_model_len, 4096)
     if gen.tensor_parallel_size > 1:
         kwargs["distributed_executor_backend"] = "ray"  # workers in the replica's placement group
     return kwargs
@@ -157,7 +163,9 @@ class GeneratorServer:
         spec = self.config.task
         sampling = sampling_dict(self.config, request["seed"])
         schema = request_schema(spec, request["label_asked"])
-        out = await self.engine.complete(request["messages"], schema, sampling, f"{request['id']}-{time.time_ns()}")
+        engine_sampling = {**sampling, "bad_words": request.get("avoid") or None}
+        request_id = f"{request['id']}-{time.time_ns()}"  # unique even when a retry reuses the id
+        out = await self.engine.complete(request["messages"], schema, engine_sampling, request_id)
         verdict = parse_output(out.text, spec, request["label_asked"], out.finish_reason, request["prompt_texts"])
         sample = None
         if isinstance(verdict, Parsed):
@@ -246,6 +254,7 @@ class GenerationResult:
     seconds: float
     prompts: dict[str, list[str]] = field(default_factory=dict)
     retries: int = 0
+    errors: list[str] = field(default_factory=list)  # the first failures, where requests failed
 
 
 class GeneratorPool:
@@ -260,6 +269,8 @@ class GeneratorPool:
             feedback_mode=config.generation.feedback_mode,
             feedback_per_prompt=config.generation.feedback_per_prompt,
             ood_context=config.generation.ood_context,
+            example_format=config.generation.example_format,
+            ban_openings=config.generation.ban_openings,
         )
 
     @classmethod
@@ -344,6 +355,7 @@ class GeneratorPool:
             seconds=time.perf_counter() - start,
             prompts={r["prompt_id"]: r["feedback_ids"] for r in requests},
             retries=stats["retries"],
+            errors=stats["errors"],
         )
 
     def stream(
@@ -454,6 +466,7 @@ def _run_batch(
         "rejected": dict(Counter(r["reason"] for r in results if r["sample"] is None)),
         "tokens": sum(r["tokens"] for r in results),
         "retries": sum(r.get("attempts", 1) - 1 for r in results),
+        "errors": [r["detail"] for r in results if r["reason"] == REQUEST_FAILED][:3],
     }
     return samples, stats
 

@@ -80,6 +80,7 @@ class FakeEngine:
 def test_engine_settings_follow_the_device():
     cpu = engine_kwargs(config(), "/m")
     assert cpu["dtype"] == "float32" and cpu["enforce_eager"] is True and "distributed_executor_backend" not in cpu
+    assert cpu["enable_chunked_prefill"] is False  # seeded requests crash the CPU sampler otherwise
     gpu = engine_kwargs(config("generator.num_gpus=1", "generator.tensor_parallel_size=2"), "/m")
     assert gpu["dtype"] == "bfloat16" and gpu["enforce_eager"] is False and gpu["tensor_parallel_size"] == 2
     assert engine_kwargs(config("teacher.dtype=float16", "teacher.enforce_eager=false"), "/m")["dtype"] == "float16"
@@ -182,7 +183,7 @@ def test_real_engine_64_sst2_samples(real_pool, ray_local):
           f"in {result.seconds:.1f}s ({result.tokens / result.seconds:.1f} tok/s)")
     for s in samples[:6]:
         print(" ", s["label"], "|", s["fields"]["text"])
-    assert result.accepted >= 0.9 * 64, result.rejected
+    assert result.accepted >= 0.9 * 64, (result.rejected, result.errors)
     asked = Counter(p["label_asked"] for p in (s["provenance"] for s in samples))
     assert all(s["label"] == s["provenance"]["label_asked"] for s in samples)
     assert Counter(i % 2 for i in range(64)) == {0: 32, 1: 32}  # request plan: 32 per label

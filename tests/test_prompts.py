@@ -43,7 +43,9 @@ def test_prompt_asks_for_label_and_shows_task(sst2):
     user = req.messages[-1]["content"]
     assert req.messages[0]["role"] == "system" and req.messages[-1]["role"] == "user"
     assert sst2.description in user and 'label "positive"' in user and "about plot" in user
-    assert user.count('{"label"') == 3  # three few-shot examples, label first
+    assert user.count("\n- (positive) ") + user.count("\n- (negative) ") == 3  # three plain-line examples
+    as_json = plan_requests(sst2, PromptOptions(example_format="json"), 0, "train", 2, 0)[1].messages[-1]["content"]
+    assert as_json.count('{"label"') == 3  # JSON examples, label first as generated
     assert req.diversity_seed == "plot"
 
 
@@ -60,7 +62,7 @@ def test_feedback_steers_by_default_and_is_recorded(sst2):
 
 def test_feedback_as_examples_mode(sst2):
     fb = [feedback_sample(0, "an odd sentence about opera sets")]
-    opts = PromptOptions(feedback_mode="examples", few_shot=2)
+    opts = PromptOptions(feedback_mode="examples", few_shot=2, example_format="json")
     user = plan_requests(sst2, opts, 1, "train", 1, 0, feedback=fb)[0].messages[-1]["content"]
     assert '"text": "an odd sentence about opera sets"' in user and "unusual" not in user
 
@@ -95,3 +97,13 @@ def test_math_and_qa_prompts_build(tmp_path):
         assert all(r.label_asked is None for r in reqs)
         assert all(f'"{o}"' in reqs[0].messages[-1]["content"] for o in spec.output_names)
         assert request_schema(spec, None) == spec.output_schema()
+
+
+def test_opening_phrases_banned_in_both_cases(sst2):
+    from gold_ray.core.prompts import opening_phrases
+
+    assert opening_phrases(["the jokes are stale", "A sharp, handsome debut", "too short"], 3) == [
+        "the jokes are", "The jokes are", "A sharp, handsome", "a sharp, handsome"]
+    assert opening_phrases(["the jokes are stale"], 0) == []
+    req = plan_requests(sst2, PromptOptions(ban_openings=3), 0, "train", 1, 0)[0]
+    assert len(req.avoid) >= 3 and all(len(p.split()) == 3 for p in req.avoid)

@@ -28,6 +28,7 @@ from gold_ray.core.samples import Sample, SampleKind, request_seed, sample_id
 from gold_ray.tasks.spec import TaskSpec
 
 FeedbackMode = Literal["steer", "examples"]
+ExampleFormat = Literal["text", "json"]
 
 SYSTEM = (
     "You write training data for a machine-learning task. Reply with exactly one JSON object "
@@ -44,6 +45,8 @@ class PromptOptions:
     feedback_mode: FeedbackMode = "steer"
     feedback_per_prompt: int = 2
     ood_context: int = 3
+    example_format: ExampleFormat = "text"
+    ban_openings: int = 3
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Request:
     messages: list[dict[str, str]]
     feedback_ids: list[str]
     prompt_texts: list[str] = field(default_factory=list)  # shown texts; a copy of one is rejected
+    avoid: list[str] = field(default_factory=list)  # phrases the engine must not generate (bad_words)
     diversity_seed: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,7 +103,9 @@ def plan_requests(
         fb = _rotate(feedback, options.feedback_per_prompt, i) if options.feedback_per_prompt else []
         context = _rotate(context_samples or (), options.ood_context, i) if kind == "validation" else []
         topic = options.diversity_seeds[i % len(options.diversity_seeds)] if options.diversity_seeds else None
-        user = build_user_message(spec, examples, labels[i], fb, options.feedback_mode, context, topic)
+        user = build_user_message(
+            spec, examples, labels[i], fb, options.feedback_mode, context, topic, options.example_format
+        )
         shown = [_input_text(spec, e) for e in examples] + [_input_text(spec, s["fields"]) for s in fb + context]
         requests.append(
             Request(
@@ -111,6 +117,7 @@ def plan_requests(
                 messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
                 feedback_ids=[s["id"] for s in fb],
                 prompt_texts=shown,
+                avoid=opening_phrases(shown, options.ban_openings),
                 diversity_seed=topic,
             )
         )
@@ -125,14 +132,22 @@ def build_user_message(
     feedback_mode: FeedbackMode,
     context: Sequence[Sample],
     topic: str | None,
+    example_format: ExampleFormat = "text",
 ) -> str:
-    """The user turn: task, fields, examples, feedback/OOD instruction, the ask."""
+    """The user turn: task, fields, examples, feedback/OOD instruction, the ask.
+
+    ``example_format="text"`` shows examples as plain lines, not JSON: measured with the
+    135M teacher, JSON examples were copied verbatim into the JSON answer in 25 of 64 prompts,
+    plain lines in 14 of 64."""
     parts = [f"Task: {spec.description}", "Fields of the JSON object:\n" + _field_lines(spec, label)]
     shown = list(examples)
     if feedback and feedback_mode == "examples":
         shown += [_as_example(spec, s) for s in feedback]
-    if shown:
+    if shown and example_format == "json":
         parts.append("Examples:\n" + "\n".join(json.dumps(e, ensure_ascii=False) for e in shown))
+    elif shown:
+        lines = "\n".join(_example_line(spec, e) for e in shown)
+        parts.append("Examples (do not reuse their words):\n" + lines)
     if feedback and feedback_mode == "steer":
         texts = "\n".join(f"- {_input_text(spec, s['fields'])}" for s in feedback)
         parts.append(
@@ -155,6 +170,24 @@ def build_user_message(
     return "\n\n".join(parts)
 
 
+def opening_phrases(texts: Sequence[str], words: int) -> list[str]:
+    """The first ``words`` words of each shown text, as written and capitalised (engine
+    ``bad_words``): a small teacher that starts an example's opening tends to copy the rest.
+    Shorter texts and ``words == 0`` give nothing."""
+    if words <= 0:
+        return []
+    phrases: list[str] = []
+    for text in texts:
+        head = text.split(" | ")[0].split()
+        if len(head) < words:
+            continue
+        phrase = " ".join(head[:words])
+        for variant in (phrase, phrase[0].upper() + phrase[1:], phrase[0].lower() + phrase[1:]):
+            if variant not in phrases:
+                phrases.append(variant)
+    return phrases
+
+
 def request_schema(spec: TaskSpec, label: str | None) -> dict[str, Any]:
     """The JSON schema enforced for one request. Classification: ``label`` first and fixed to
     the label asked, so the text is written knowing its label and the label counts are exact."""
@@ -164,6 +197,14 @@ def request_schema(spec: TaskSpec, label: str | None) -> dict[str, Any]:
     props = {"label": {"type": "string", "enum": [label]}}
     props.update({k: v for k, v in schema["properties"].items() if k != "label"})
     return {**schema, "properties": props, "required": list(props)}
+
+
+def _example_line(spec: TaskSpec, example: dict[str, Any]) -> str:
+    """One example as a plain line: ``- (label) text`` for one-input classification, else
+    ``- key: value | key: value``."""
+    if spec.is_classification and len(spec.inputs) == 1:
+        return f"- ({example['label']}) {example[spec.inputs[0].name]}"
+    return "- " + " | ".join(f"{k}: {v}" for k, v in example.items())
 
 
 def _field_lines(spec: TaskSpec, label: str | None) -> str:

@@ -42,7 +42,14 @@ class TeacherSection(Strict):
     temperature: float = Field(default=1.0, gt=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_model_len: int = Field(default=2048, ge=128)
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        default="auto",
+        description="auto: float32 on CPU (bfloat16 is emulated, slow, without AVX512), bfloat16 on GPU",
+    )
+    enforce_eager: bool | None = Field(
+        default=None,
+        description="skip torch.compile/graphs; default (null): on for CPU (compile costs minutes), off on GPU",
+    )
     trust_remote_code: bool = False
 
 
@@ -55,6 +62,27 @@ class GenerationSection(Strict):
     )
     validation_trains_student: bool = Field(
         default=False, description="also train on the OOD validation batches (the paper's code does)"
+    )
+    feedback_mode: Literal["steer", "examples"] = Field(
+        default="steer",
+        description="steer: show feedback as 'be this different'; examples: show it as few-shot examples",
+    )
+    example_format: Literal["text", "json"] = Field(
+        default="text",
+        description="few-shot examples as plain lines (text) or JSON; small teachers copy JSON examples verbatim",
+    )
+    ban_openings: int = Field(
+        default=3,
+        ge=0,
+        description="forbid the engine to write the first N words of any text shown in the prompt "
+        "(vLLM bad_words; 0: off): cuts verbatim copies of examples",
+    )
+    feedback_per_prompt: int = Field(default=2, ge=0, description="feedback samples shown in each prompt")
+    ood_context: int = Field(
+        default=3, ge=0, description="current training samples shown in each OOD validation prompt"
+    )
+    near_duplicate_threshold: float = Field(
+        default=0.7, gt=0, le=1, description="word-trigram Jaccard above which a sample is a near duplicate"
     )
 
 
@@ -82,6 +110,11 @@ class GeneratorSection(Strict):
     max_inflight: int = Field(default=64, ge=1, description="requests in flight per replica")
     max_retries: int = Field(default=2, ge=0, description="retries of a request whose replica died")
     resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per replica")
+    omp_threads_bind: str | None = Field(
+        default=None,
+        description="CPU build: VLLM_CPU_OMP_THREADS_BIND for each replica (e.g. '0-1'); null: vLLM's 'auto'",
+    )
+    app_name: str = Field(default="gold_ray_generator", description="Ray Serve application name")
 
 
 class StudentSection(Strict):

@@ -1,0 +1,145 @@
+"""Generation throughput: the same requests through three paths, side by side.
+
+(a) vLLM offline ``LLM.generate`` in this process (one engine, the whole batch at once);
+(b) gold_ray's generator pool (Ray Serve deployment around ``AsyncLLM``, via ``GeneratorPool``);
+(c) a transformers text-generation pipeline, one prompt at a time (how the paper's code generates).
+
+(a) and (b) get identical prompts, engine settings, per-request seeds and JSON-schema structured
+output; they run one after the other so they do not share the CPU. (c) has no structured
+output and may use fewer samples (``--hf-samples``); its tokens/s is still comparable.
+Each path is warmed up with a few requests first (the first batch after start is slow).
+The last line is ``serve_vs_vllm=<b/a> serve_vs_hf=<b/c>``.
+
+    PYTHONPATH=. HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=1 python bench/generation.py --samples 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import time
+from pathlib import Path
+
+from gold_ray.config import load_config
+from gold_ray.core.prompts import PromptOptions, plan_requests, request_schema
+from gold_ray.embedded import resolve_model
+from gold_ray.generator import engine_kwargs, sampling_dict
+
+WARMUP = 8
+
+
+def requests_for(config, count, round_index=0):
+    options = PromptOptions(
+        few_shot=config.generation.few_shot,
+        diversity_seeds=tuple(config.generation.diversity_seeds),
+        example_format=config.generation.example_format,
+        ban_openings=config.generation.ban_openings,
+    )
+    return plan_requests(config.task, options, round_index, "train", count, config.run.seed)
+
+
+def bench_vllm(config, count):
+    """(a) offline LLM.generate: returns (tokens, seconds)."""
+    from vllm import LLM, SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    path = resolve_model(config.teacher.model)
+    llm = LLM(**engine_kwargs(config, path))
+    tokenizer = llm.get_tokenizer()
+
+    def run(requests):
+        prompts = [tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True) for r in requests]
+        params = [
+            SamplingParams(
+                **sampling_dict(config, r.seed),
+                bad_words=r.avoid or None,
+                structured_outputs=StructuredOutputsParams(json=request_schema(config.task, r.label_asked)),
+            )
+            for r in requests
+        ]
+        start = time.perf_counter()
+        outs = llm.generate(prompts, params, use_tqdm=False)
+        return sum(len(o.outputs[0].token_ids) for o in outs), time.perf_counter() - start
+
+    run(requests_for(config, WARMUP, round_index=99))
+    result = run(requests_for(config, count))
+    try:  # free the CPU and memory before (b) starts
+        llm.llm_engine.engine_core.shutdown()
+    except Exception as exc:
+        print(f"(a) engine shutdown: {exc}")
+    gc.collect()
+    return result
+
+
+def bench_serve(config, count):
+    """(b) the Serve pool: returns (tokens, seconds, accepted, rejected, deploy seconds)."""
+    import ray
+
+    from gold_ray.generator import GeneratorPool
+
+    ray.init(num_cpus=config.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        start = time.perf_counter()
+        pool = GeneratorPool.start(config)
+        deploy = time.perf_counter() - start
+        pool.generate(99, "train", WARMUP, feedback=[], feedback_round=-1)
+        result = pool.generate(0, "train", count, feedback=[], feedback_round=-1)
+        pool.shutdown()
+        return result.tokens, result.seconds, result.accepted, result.rejected, deploy
+    finally:
+        from ray import serve
+
+        serve.shutdown()
+        ray.shutdown()
+
+
+def bench_hf(config, count):
+    """(c) transformers pipeline, one prompt at a time: returns (tokens, seconds)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    path = resolve_model(config.teacher.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, device="cpu")
+    t = config.teacher
+
+    def run(requests):
+        tokens, start = 0, time.perf_counter()
+        for r in requests:
+            torch.manual_seed(r.seed)
+            out = pipe(r.messages, max_new_tokens=t.max_tokens, do_sample=True, temperature=t.temperature,
+                       top_p=t.top_p, return_full_text=False)
+            tokens += len(tokenizer(out[0]["generated_text"], add_special_tokens=False)["input_ids"])
+        return tokens, time.perf_counter() - start
+
+    run(requests_for(config, 2, round_index=99))
+    return run(requests_for(config, count))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "configs" / "sst2.yaml"))
+    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--hf-samples", type=int, default=32, help="(c) is slow: fewer samples")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    config = load_config(args.config, args.overrides)
+    print(f"machine: {platform.node()} {platform.machine()} python {platform.python_version()}; "
+          f"task {config.task.name}; teacher {config.teacher.model}; samples {args.samples}", flush=True)
+
+    a_tok, a_s = bench_vllm(config, args.samples)
+    print(f"(a) vllm LLM.generate     samples {args.samples:5d} tokens {a_tok:7d} {a_s:8.1f}s {a_tok / a_s:8.1f} tok/s",
+          flush=True)
+    b_tok, b_s, accepted, rejected, deploy = bench_serve(config, args.samples)
+    print(f"(b) gold_ray Serve pool   samples {args.samples:5d} tokens {b_tok:7d} {b_s:8.1f}s {b_tok / b_s:8.1f} tok/s"
+          f"  (deploy {deploy:.0f}s; accepted {accepted}, rejected {rejected})", flush=True)
+    c_tok, c_s = bench_hf(config, args.hf_samples)
+    print(f"(c) transformers pipeline samples {args.hf_samples:5d} tokens {c_tok:7d} {c_s:8.1f}s {c_tok / c_s:8.1f} tok/s"
+          f"  (one prompt at a time, no structured output; {args.hf_samples} samples: it is slow)", flush=True)
+    print(f"serve_vs_vllm={(b_tok / b_s) / (a_tok / a_s):.3f} serve_vs_hf={(b_tok / b_s) / (c_tok / c_s):.3f}")
+
+
+if __name__ == "__main__":
+    main()

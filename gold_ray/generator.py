@@ -1,0 +1,506 @@
+"""The generator pool: teacher replicas under Ray Serve, each a vLLM ``AsyncLLM`` engine.
+
+Roles and data flow::
+
+    GeneratorPool.generate()            (caller: the coordinator)
+      plan_requests()                   pure: one request per sample, ids/seeds fixed up front
+      _run_batch  (Ray task)            fans requests out to the Serve deployment, retries a
+        |                               request whose replica died (same id, same seed: no
+        |                               duplicates), de-duplicates, returns the samples
+        v
+      GeneratorServer (Serve replica)   chat template -> AsyncLLM (continuous batching,
+                                        JSON-schema structured output, seed per request)
+                                        -> parse + validate -> Sample with provenance
+
+The accepted samples stay in the object store (``GenerationResult.samples_ref``); only counts
+come back to the caller. :meth:`GeneratorPool.stream` yields each request's result as it
+completes instead.
+
+The engine is injected (``engine_factory``) so tests can run the whole path with a fake;
+:class:`VllmEngine` is the real one, for the CPU build and CUDA alike (dtype, eager mode and
+tensor parallelism come from the config).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gold_ray.config import GoldConfig, validate_config
+from gold_ray.core.parsing import Deduper, Parsed, parse_output, sample_text
+from gold_ray.core.prompts import PromptOptions, Request, plan_requests, request_schema
+from gold_ray.core.samples import Sample, SampleKind
+
+DEPLOYMENT = "Generator"
+REQUEST_FAILED = "request_failed"  # a request that still failed after its retries
+RETRY_BACKOFF_S = 1.0
+
+
+# --------------------------------------------------------------------------- engines
+
+
+@dataclass(frozen=True)
+class EngineOutput:
+    text: str
+    tokens: int  # generated tokens
+    finish_reason: str | None  # "stop", "length", ...
+
+
+class TextEngine(Protocol):
+    """What a replica needs from an engine: one chat request in, one completion out."""
+
+    async def complete(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], sampling: dict[str, Any], request_id: str
+    ) -> EngineOutput: ...
+
+
+def on_gpu(config: GoldConfig) -> bool:
+    return config.generator.num_gpus > 0
+
+
+def engine_kwargs(config: GoldConfig, model_path: str) -> dict[str, Any]:
+    """``AsyncEngineArgs`` for the teacher. CPU: float32 and eager mode by default (bf16 is
+    emulated without AVX512; torch.compile costs minutes of start-up here)."""
+    teacher, gen = config.teacher, config.generator
+    gpu = on_gpu(config)
+    dtype = teacher.dtype if teacher.dtype != "auto" else ("bfloat16" if gpu else "float32")
+    eager = teacher.enforce_eager if teacher.enforce_eager is not None else not gpu
+    kwargs: dict[str, Any] = {
+        "model": model_path,
+        "dtype": dtype,
+        "enforce_eager": eager,
+        "max_model_len": teacher.max_model_len,
+        "max_num_seqs": gen.max_inflight,
+        "tensor_parallel_size": gen.tensor_parallel_size,
+        "trust_remote_code": teacher.trust_remote_code,
+        "seed": config.run.seed,
+        "disable_log_stats": True,
+    }
+    if not gpu:
+        # vLLM CPU rewinds a seeded request's torch.Generator after a partial (chunked) prefill,
+        # which the CPU generator cannot do ("CPU Generator does not use offset"): the engine
+        # dies. Whole prefills only, with a token budget that fits the longest prompt.
+        kwargs["enable_chunked_prefill"] = False
+        kwargs["max_num_batched_tokens"] = max(teacher.max_model_len, 4096)
+    if gen.tensor_parallel_size > 1:
+        kwargs["distributed_executor_backend"] = "ray"  # workers in the replica's placement group
+    return kwargs
+
+
+def sampling_dict(config: GoldConfig, seed: int) -> dict[str, Any]:
+    """The sampling parameters of one request (also recorded in the sample's provenance)."""
+    t = config.teacher
+    return {"temperature": t.temperature, "top_p": t.top_p, "max_tokens": t.max_tokens, "seed": seed}
+
+
+class VllmEngine:
+    """vLLM ``AsyncLLM`` with the model's chat template and JSON-schema structured output."""
+
+    def __init__(self, config: GoldConfig) -> None:
+        from transformers import AutoTokenizer
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        from gold_ray.embedded import resolve_model
+
+        path = resolve_model(config.teacher.model)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.teacher.trust_remote_code)
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_kwargs(config, path)))
+
+    async def complete(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], sampling: dict[str, Any], request_id: str
+    ) -> EngineOutput:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        params = SamplingParams(
+            **sampling,
+            structured_outputs=StructuredOutputsParams(json=schema),
+            output_kind=RequestOutputKind.FINAL_ONLY,  # no per-token traffic: we need the end only
+        )
+        final = None
+        async for output in self.engine.generate({"prompt": prompt}, params, request_id):
+            final = output
+        if final is None or not final.outputs:
+            return EngineOutput("", 0, None)
+        out = final.outputs[0]
+        return EngineOutput(out.text, len(out.token_ids), out.finish_reason)
+
+    async def check_health(self) -> None:
+        await self.engine.check_health()
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+
+
+# --------------------------------------------------------------------------- the replica
+
+
+class GeneratorServer:
+    """One teacher replica: request dict -> result dict (see :func:`result_dict`). Never raises
+    on model output; an engine failure propagates so the client retries elsewhere."""
+
+    def __init__(self, config_data: dict[str, Any], engine_factory: Callable[[GoldConfig], Any] | None = None):
+        self.config = validate_config(config_data)
+        self.fingerprint_value = fingerprint(self.config)
+        self.engine = (engine_factory or VllmEngine)(self.config)
+        self.replica = _replica_name()
+
+    def fingerprint(self) -> str:
+        return self.fingerprint_value
+
+    async def generate(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``request``: a :class:`Request` as a dict plus ``round``, ``kind``, ``feedback_round``."""
+        spec = self.config.task
+        sampling = sampling_dict(self.config, request["seed"])
+        schema = request_schema(spec, request["label_asked"])
+        engine_sampling = {**sampling, "bad_words": request.get("avoid") or None}
+        request_id = f"{request['id']}-{time.time_ns()}"  # unique even when a retry reuses the id
+        out = await self.engine.complete(request["messages"], schema, engine_sampling, request_id)
+        verdict = parse_output(out.text, spec, request["label_asked"], out.finish_reason, request["prompt_texts"])
+        sample = None
+        if isinstance(verdict, Parsed):
+            sample = _sample(request, verdict, sampling, self.config.teacher.model, self.replica)
+        return result_dict(request, sample, verdict, out, self.replica)
+
+    async def check_health(self) -> None:
+        check = getattr(self.engine, "check_health", None)
+        if check is not None:
+            await check()
+
+    def __del__(self) -> None:
+        shutdown = getattr(getattr(self, "engine", None), "shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown()
+            except Exception:  # the process is going away anyway
+                pass
+
+
+def _replica_name() -> str:
+    try:
+        from ray import serve
+
+        return serve.get_replica_context().replica_id.unique_id
+    except Exception:  # outside Serve (unit tests)
+        return "local"
+
+
+def _sample(request: dict[str, Any], parsed: Parsed, sampling: dict[str, Any], teacher: str, replica: str) -> Sample:
+    return Sample(
+        id=request["id"],
+        round=request["round"],
+        kind=request["kind"],
+        fields=parsed.fields,
+        label=parsed.label,
+        provenance={
+            "prompt_id": request["prompt_id"],
+            "label_asked": request["label_asked"],
+            "feedback_ids": list(request["feedback_ids"]),
+            "feedback_round": request["feedback_round"],
+            "sampling": sampling,
+            "teacher": teacher,
+            "replica": replica,
+            "diversity_seed": request.get("diversity_seed"),
+        },
+    )
+
+
+def result_dict(
+    request: dict[str, Any], sample: Sample | None, verdict: Any, out: EngineOutput, replica: str
+) -> dict[str, Any]:
+    """What a replica returns for one request: the sample or the rejection reason, plus
+    the token count and the start of the raw text (for diagnosing rejections)."""
+    return {
+        "id": request["id"],
+        "index": request["index"],
+        "sample": sample,
+        "reason": None if sample is not None else verdict.reason,
+        "detail": "" if sample is not None else verdict.detail,
+        "tokens": out.tokens,
+        "finish_reason": out.finish_reason,
+        "raw": out.text[:300] if isinstance(out.text, str) else repr(out.text)[:300],
+        "replica": replica,
+    }
+
+
+def fingerprint(config: GoldConfig) -> str:
+    """What a running deployment must match to be reused: task, teacher and generator sections."""
+    data = config.model_dump(mode="json", include={"task", "teacher", "generator", "run"})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- client
+
+
+@dataclass
+class GenerationResult:
+    """A finished batch. ``samples_ref`` -> list[Sample] (accepted, index order) in the object
+    store; ``prompts``: prompt id -> feedback ids used; ``rejected``: reason -> count."""
+
+    samples_ref: Any
+    accepted: int
+    rejected: dict[str, int]
+    tokens: int
+    seconds: float
+    prompts: dict[str, list[str]] = field(default_factory=dict)
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)  # the first failures, where requests failed
+
+
+class GeneratorPool:
+    """Client of the teacher deployment. ``start`` deploys it or attaches to a matching one."""
+
+    def __init__(self, config: GoldConfig) -> None:
+        self.config = config
+        self.app_name = config.generator.app_name
+        self.options = PromptOptions(
+            few_shot=config.generation.few_shot,
+            diversity_seeds=tuple(config.generation.diversity_seeds),
+            feedback_mode=config.generation.feedback_mode,
+            feedback_per_prompt=config.generation.feedback_per_prompt,
+            ood_context=config.generation.ood_context,
+            example_format=config.generation.example_format,
+            ban_openings=config.generation.ban_openings,
+        )
+
+    @classmethod
+    def start(
+        cls, config: GoldConfig, engine_factory: Callable[[GoldConfig], Any] | None = None, timeout_s: float = 600
+    ) -> GeneratorPool:
+        """Deploy the generator app (or reuse a running one with the same fingerprint).
+        ``engine_factory(config) -> TextEngine`` replaces vLLM (tests)."""
+        from ray import serve
+
+        pool = cls(config)
+        if engine_factory is None and pool._running_fingerprint() == fingerprint(config):
+            return pool
+        serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1"})
+        app = serve.deployment(GeneratorServer).options(**deployment_options(config))
+        serve.run(
+            app.bind(config.model_dump(mode="json"), engine_factory),
+            name=pool.app_name,
+            route_prefix=None,
+        )
+        return pool
+
+    def _running_fingerprint(self) -> str | None:
+        from ray import serve
+
+        try:
+            if self.app_name not in serve.status().applications:
+                return None
+            handle = serve.get_deployment_handle(DEPLOYMENT, self.app_name)
+            return handle.fingerprint.remote().result(timeout_s=30)
+        except Exception:  # Serve not running, app unhealthy: deploy anew
+            return None
+
+    def shutdown(self) -> None:
+        """Delete the generator app (the engines shut down with their replicas)."""
+        from ray import serve
+
+        try:
+            serve.delete(self.app_name)
+        except Exception:  # already gone
+            pass
+
+    def plan(
+        self,
+        round_index: int,
+        kind: SampleKind,
+        count: int,
+        feedback: list[Sample],
+        feedback_round: int,
+        context_samples: list[Sample] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The batch's requests as dicts (what replicas receive)."""
+        requests = plan_requests(
+            self.config.task, self.options, round_index, kind, count, self.config.run.seed, feedback, context_samples
+        )
+        return [_wire(r, round_index, kind, feedback_round) for r in requests]
+
+    def generate(
+        self,
+        round_index: int,
+        kind: SampleKind,
+        count: int,
+        feedback: list[Sample],
+        feedback_round: int,
+        context_samples: list[Sample] | None = None,
+    ) -> GenerationResult:
+        """Generate a batch; the samples stay in the object store (``samples_ref``)."""
+        import ray
+
+        requests = self.plan(round_index, kind, count, feedback, feedback_round, context_samples)
+        start = time.perf_counter()
+        task = ray.remote(_run_batch).options(num_cpus=0, num_returns=2, max_retries=0)
+        samples_ref, stats_ref = task.remote(
+            self.app_name, requests, self.config.model_dump(mode="json"), self.config.generator.max_retries
+        )
+        stats = ray.get(stats_ref)
+        return GenerationResult(
+            samples_ref=samples_ref,
+            accepted=stats["accepted"],
+            rejected=stats["rejected"],
+            tokens=stats["tokens"],
+            seconds=time.perf_counter() - start,
+            prompts={r["prompt_id"]: r["feedback_ids"] for r in requests},
+            retries=stats["retries"],
+            errors=stats["errors"],
+        )
+
+    def stream(
+        self,
+        round_index: int,
+        kind: SampleKind,
+        count: int,
+        feedback: list[Sample],
+        feedback_round: int,
+        context_samples: list[Sample] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield each request's result (a :func:`result_dict`) as it completes; duplicates of
+        earlier results come with reason ``duplicate``/``near_duplicate`` and no sample."""
+        requests = self.plan(round_index, kind, count, feedback, feedback_round, context_samples)
+        deduper = Deduper(self.config.generation.near_duplicate_threshold)
+        for result in _iterate_in_thread(self.app_name, requests, self.config.generator.max_retries):
+            yield _dedup_one(result, deduper, self.config)
+
+
+def deployment_options(config: GoldConfig) -> dict[str, Any]:
+    """Serve options of the teacher deployment: replicas or autoscaling, per-replica resources."""
+    gen = config.generator
+    env = {"VLLM_CPU_KVCACHE_SPACE": str(max(1, round(gen.kv_cache_gib)))}
+    if gen.omp_threads_bind:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = gen.omp_threads_bind
+    actor: dict[str, Any] = {"num_cpus": gen.num_cpus, "runtime_env": {"env_vars": env}}
+    if gen.resources:
+        actor["resources"] = dict(gen.resources)
+    options: dict[str, Any] = {
+        "name": DEPLOYMENT,
+        "max_ongoing_requests": gen.max_inflight,  # continuous batching: keep the engine full
+        "ray_actor_options": actor,
+        "health_check_period_s": 10,
+        "graceful_shutdown_timeout_s": 10,
+    }
+    if gen.num_gpus > 0 and gen.tensor_parallel_size > 1:
+        # vLLM's Ray executor places one worker per GPU inside the replica's placement group.
+        options["placement_group_bundles"] = [{"CPU": gen.num_cpus}] + [{"GPU": 1}] * gen.tensor_parallel_size
+        options["placement_group_strategy"] = "STRICT_PACK"
+    elif gen.num_gpus > 0:
+        actor["num_gpus"] = gen.num_gpus
+    if gen.autoscaling is not None:
+        a = gen.autoscaling
+        options["autoscaling_config"] = {
+            "min_replicas": a.min_replicas,
+            "max_replicas": a.max_replicas,
+            "target_ongoing_requests": a.target_ongoing_requests,
+        }
+    else:
+        options["num_replicas"] = gen.replicas
+    return options
+
+
+def _wire(request: Request, round_index: int, kind: SampleKind, feedback_round: int) -> dict[str, Any]:
+    return {**request.to_dict(), "round": round_index, "kind": kind, "feedback_round": feedback_round}
+
+
+# --------------------------------------------------------------------------- fan-out
+
+
+async def _collect(app_name: str, requests: list[dict[str, Any]], max_retries: int) -> AsyncIterator[dict[str, Any]]:
+    """Send every request, yield results as they complete. A request whose call fails (replica
+    died, engine dead) is resent up to ``max_retries`` times with the same id and seed; one
+    result per id at most, so a retry can never duplicate a sample."""
+    from ray import serve
+
+    handle = serve.get_deployment_handle(DEPLOYMENT, app_name)
+
+    async def call(request: dict[str, Any]) -> dict[str, Any]:
+        for attempt in range(max_retries + 1):
+            try:
+                result = await handle.generate.remote(request)
+                return {**result, "attempts": attempt + 1}
+            except Exception as exc:  # infrastructure failure: the model output never raises
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                if attempt < max_retries:  # give Serve time to notice the death and replace it
+                    await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+        return {
+            "id": request["id"], "index": request["index"], "sample": None, "reason": REQUEST_FAILED,
+            "detail": error, "tokens": 0, "finish_reason": None, "raw": "", "replica": None,
+            "attempts": max_retries + 1,
+        }  # fmt: skip
+
+    seen: set[str] = set()
+    for next_done in asyncio.as_completed([call(r) for r in requests]):
+        result = await next_done
+        if result["id"] not in seen:
+            seen.add(result["id"])
+            yield result
+
+
+def _run_batch(
+    app_name: str, requests: list[dict[str, Any]], config_data: dict[str, Any], max_retries: int
+) -> tuple[list[Sample], dict[str, Any]]:
+    """Ray task: run a batch, then de-duplicate in request order (deterministic given the
+    outputs). Returns (accepted samples, stats); only the stats go back to the caller."""
+
+    async def drain() -> list[dict[str, Any]]:
+        return [r async for r in _collect(app_name, requests, max_retries)]
+
+    config = validate_config(config_data)
+    results = sorted(asyncio.run(drain()), key=lambda r: r["index"])
+    deduper = Deduper(config.generation.near_duplicate_threshold)
+    results = [_dedup_one(r, deduper, config) for r in results]
+    samples = [r["sample"] for r in results if r["sample"] is not None]
+    stats = {
+        "accepted": len(samples),
+        "rejected": dict(Counter(r["reason"] for r in results if r["sample"] is None)),
+        "tokens": sum(r["tokens"] for r in results),
+        "retries": sum(r.get("attempts", 1) - 1 for r in results),
+        "errors": [r["detail"] for r in results if r["reason"] == REQUEST_FAILED][:3],
+    }
+    return samples, stats
+
+
+def _dedup_one(result: dict[str, Any], deduper: Deduper, config: GoldConfig) -> dict[str, Any]:
+    sample = result["sample"]
+    if sample is None:
+        return result
+    reason = deduper.add(sample_text(sample["fields"], config.task))
+    return result if reason is None else {**result, "sample": None, "reason": reason}
+
+
+def _iterate_in_thread(app_name: str, requests: list[dict[str, Any]], max_retries: int) -> Iterator[dict[str, Any]]:
+    """Run :func:`_collect` on its own event loop in a thread and hand results over one by one
+    (so a synchronous caller can iterate them as they complete)."""
+    done = object()
+    results: queue.Queue[Any] = queue.Queue()
+
+    async def pump() -> None:
+        async for result in _collect(app_name, requests, max_retries):
+            results.put(result)
+
+    def run() -> None:
+        try:
+            asyncio.run(pump())
+        except BaseException as exc:  # surface it in the caller
+            results.put(exc)
+        finally:
+            results.put(done)
+
+    thread = threading.Thread(target=run, name="gold-ray-generator-stream", daemon=True)
+    thread.start()
+    while (item := results.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()

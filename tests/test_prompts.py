@@ -1,0 +1,109 @@
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from gold_ray.config import load_config
+from gold_ray.core.prompts import PromptOptions, label_plan, label_quotas, plan_requests, request_schema
+from gold_ray.core.samples import request_seed, sample_id
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.fixture(scope="module")
+def sst2():
+    return load_config(CONFIGS / "sst2.yaml").task
+
+
+def feedback_sample(i, text, label="positive"):
+    return {"id": f"r00-validation-{i:05d}", "round": 0, "kind": "validation", "fields": {"text": text},
+            "label": label, "provenance": {}}
+
+
+def test_label_quotas_balanced_and_exact():
+    assert label_quotas(["a", "b"], 64) == {"a": 32, "b": 32}
+    assert label_quotas(["a", "b", "c"], 10) == {"a": 4, "b": 3, "c": 3}
+    plan = label_plan(["a", "b", "c"], 10)
+    assert Counter(plan) == Counter(label_quotas(["a", "b", "c"], 10))
+    assert Counter(plan[:6]) == {"a": 2, "b": 2, "c": 2}  # any prefix is balanced
+
+
+def test_requests_have_fixed_unique_ids_and_seeds(sst2):
+    reqs = plan_requests(sst2, PromptOptions(), 1, "train", 64, run_seed=7)
+    assert [r.id for r in reqs] == [sample_id(1, "train", i) for i in range(64)]
+    assert len({r.seed for r in reqs}) == 64
+    assert reqs[5].seed == request_seed(7, 1, "train", 5)
+    assert Counter(r.label_asked for r in reqs) == {"negative": 32, "positive": 32}
+    again = plan_requests(sst2, PromptOptions(), 1, "train", 64, run_seed=7)
+    assert [r.messages for r in again] == [r.messages for r in reqs]  # deterministic
+
+
+def test_prompt_asks_for_label_and_shows_task(sst2):
+    req = plan_requests(sst2, PromptOptions(few_shot=3, diversity_seeds=("acting", "plot")), 0, "train", 2, 0)[1]
+    user = req.messages[-1]["content"]
+    assert req.messages[0]["role"] == "system" and req.messages[-1]["role"] == "user"
+    assert sst2.description in user and 'label "positive"' in user and "about plot" in user
+    assert user.count("\n- (positive) ") + user.count("\n- (negative) ") == 3  # three plain-line examples
+    as_json = plan_requests(sst2, PromptOptions(example_format="json"), 0, "train", 2, 0)[1].messages[-1]["content"]
+    assert as_json.count('{"label"') == 3  # JSON examples, label first as generated
+    assert req.diversity_seed == "plot"
+
+
+def test_feedback_steers_by_default_and_is_recorded(sst2):
+    fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets") for i in range(4)]
+    reqs = plan_requests(sst2, PromptOptions(feedback_per_prompt=2), 1, "train", 4, 0, feedback=fb)
+    assert reqs[0].feedback_ids == ["r00-validation-00000", "r00-validation-00001"]
+    assert reqs[1].feedback_ids == ["r00-validation-00002", "r00-validation-00003"]
+    user = reqs[0].messages[-1]["content"]
+    assert "differs from the examples as much as these do" in user
+    assert "an odd sentence number 0" in user and '"text": "an odd sentence number 0' not in user
+    assert "an odd sentence number 0 about opera sets" in reqs[0].prompt_texts[-2]
+
+
+def test_feedback_as_examples_mode(sst2):
+    fb = [feedback_sample(0, "an odd sentence about opera sets")]
+    opts = PromptOptions(feedback_mode="examples", few_shot=2, example_format="json")
+    user = plan_requests(sst2, opts, 1, "train", 1, 0, feedback=fb)[0].messages[-1]["content"]
+    assert '"text": "an odd sentence about opera sets"' in user and "unusual" not in user
+
+
+def test_no_feedback_no_feedback_ids(sst2):
+    reqs = plan_requests(sst2, PromptOptions(), 0, "train", 3, 0)
+    assert all(r.feedback_ids == [] for r in reqs)
+    assert "unusual" not in reqs[0].messages[-1]["content"]
+
+
+def test_validation_prompt_carries_ood_instruction(sst2):
+    ctx = [feedback_sample(i, f"training sample {i}") for i in range(5)]
+    val = plan_requests(sst2, PromptOptions(ood_context=3), 0, "validation", 2, 0, context_samples=ctx)
+    user = val[0].messages[-1]["content"]
+    assert "significantly different" in user and "training sample 0" in user and "training sample 3" not in user
+    assert val[0].id == "r00-validation-00000"
+    train = plan_requests(sst2, PromptOptions(), 0, "train", 1, 0, context_samples=ctx)
+    assert "significantly different" not in train[0].messages[-1]["content"]
+
+
+def test_request_schema_fixes_label_first(sst2):
+    schema = request_schema(sst2, "negative")
+    assert list(schema["properties"]) == ["label", "text"]
+    assert schema["properties"]["label"]["enum"] == ["negative"]
+    assert schema["required"] == ["label", "text"] and schema["additionalProperties"] is False
+
+
+def test_math_and_qa_prompts_build(tmp_path):
+    for name in ("svamp", "squad"):
+        spec = load_config(CONFIGS / f"{name}.yaml").task
+        reqs = plan_requests(spec, PromptOptions(), 0, "train", 3, 0)
+        assert all(r.label_asked is None for r in reqs)
+        assert all(f'"{o}"' in reqs[0].messages[-1]["content"] for o in spec.output_names)
+        assert request_schema(spec, None) == spec.output_schema()
+
+
+def test_opening_phrases_banned_in_both_cases(sst2):
+    from gold_ray.core.prompts import opening_phrases
+
+    assert opening_phrases(["the jokes are stale", "A sharp, handsome debut", "too short"], 3) == [
+        "the jokes are", "The jokes are", "A sharp, handsome", "a sharp, handsome"]
+    assert opening_phrases(["the jokes are stale"], 0) == []
+    req = plan_requests(sst2, PromptOptions(ban_openings=3), 0, "train", 1, 0)[0]
+    assert len(req.avoid) >= 3 and all(len(p.split()) == 3 for p in req.avoid)

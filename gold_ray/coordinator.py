@@ -16,6 +16,7 @@ The coordinator reads a batch's rows only to write the run directory and to pick
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from contextlib import contextmanager
@@ -108,7 +109,7 @@ class Coordinator:
             gen = pool.generate(r, "train", cfg.generation.train_per_round, feedback, feedback_round)
             train_rows: list[Sample] = ray.get(gen.samples_ref)
         write_jsonl(partial / "train.jsonl", train_rows)
-        write_jsonl(partial / "prompts.jsonl", gen.prompts)
+        write_jsonl(partial / "prompts.jsonl", _prompt_rows(gen.prompts, "train"))
         state["refs"][r] = gen.samples_ref
         self.log(f"[round {r}] generated {gen.accepted} training samples ({_fmt_counts(gen.rejected)} rejected), "
                  f"{gen.tokens / max(gen.seconds, 1e-9):.0f} tokens/s")
@@ -129,6 +130,8 @@ class Coordinator:
                                 context_samples=context)
             val_rows: list[Sample] = ray.get(val.samples_ref)
         write_jsonl(partial / "validation.jsonl", val_rows)
+        with (partial / "prompts.jsonl").open("a", encoding="utf-8") as handle:  # still private: not published
+            handle.writelines(json.dumps(row, sort_keys=True) + "\n" for row in _prompt_rows(val.prompts, "validation"))
         if cfg.generation.validation_trains_student:
             state["refs"][f"{r}-validation"] = val.samples_ref
 
@@ -143,7 +146,7 @@ class Coordinator:
         eval_metrics: dict[str, Any] = {}
         if cfg.eval_path() is not None and cfg.eval_path().exists():
             with timings.phase("eval"):
-                eval_metrics = evaluate_student(result.checkpoint_dir, cfg)
+                eval_metrics = evaluate_student(result.checkpoint_dir, cfg, limit=cfg.task.eval.limit)
         metrics = {
             "round": r,
             "accepted": {"train": gen.accepted, "validation": val.accepted},
@@ -207,6 +210,10 @@ def _pick(rows: list[Sample], k: int, rng: np.random.Generator) -> list[Sample]:
     if len(rows) <= k:
         return list(rows)
     return [rows[i] for i in sorted(rng.choice(len(rows), size=k, replace=False))]
+
+
+def _prompt_rows(prompts: dict[str, list[str]], kind: str) -> list[dict[str, Any]]:
+    return [{"prompt_id": pid, "kind": kind, "feedback_ids": ids} for pid, ids in prompts.items()]
 
 
 def _merge(*counts: dict[str, int]) -> dict[str, int]:

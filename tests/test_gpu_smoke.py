@@ -188,9 +188,10 @@ def test_offline_side_sends_the_pools_requests(tiny_teacher):
     same prompts (chat template applied), a seed per request, the replica's JSON schema."""
     pytest.importorskip("gold_ray.generator", reason="the generator pool is not in this checkout yet")
     pytest.importorskip("vllm")
+    from transformers import AutoTokenizer
+
     from gold_ray.core.prompts import request_schema
     from gold_ray.generator import GeneratorPool
-    from transformers import AutoTokenizer
 
     out, _ = tiny_teacher
     bench = _module("gpu_serve_bench")

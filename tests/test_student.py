@@ -60,6 +60,17 @@ def trained(ray_local, sst2_config, tmp_path_factory):
     return result, samples
 
 
+@pytest.fixture(scope="module")
+def scorer_one(trained, sst2_config):
+    """One scorer replica holding the trained student, shared by the tests below (an actor
+    start loads the model: tens of seconds on a busy machine)."""
+    from gold_ray.scorer import ScorerPool
+
+    pool = ScorerPool(sst2_config, trained[0].checkpoint_dir, replicas=1)
+    yield pool
+    pool.shutdown()
+
+
 @pytest.mark.timeout(300)
 def test_trained_student_separates_the_samples_and_exports(trained):
     from transformers import pipeline
@@ -77,18 +88,12 @@ def test_trained_student_separates_the_samples_and_exports(trained):
 
 
 @pytest.mark.timeout(300)
-def test_energy_of_training_samples_is_lower_than_unrelated_text(ray_local, trained, sst2_config):
-    from gold_ray.scorer import ScorerPool
-
-    result, samples = trained
+def test_energy_of_training_samples_is_lower_than_unrelated_text(trained, scorer_one):
+    _, samples = trained
     unrelated = [{"id": f"u{i}", "round": 0, "kind": "validation", "fields": {"text": t}, "label": None,
                   "provenance": {}} for i, t in enumerate(UNRELATED)]
-    pool = ScorerPool(sst2_config, result.checkpoint_dir, replicas=1)
-    try:
-        seen = pool.score(samples)
-        unseen = pool.score(unrelated)
-    finally:
-        pool.shutdown()
+    seen = scorer_one.score(samples)
+    unseen = scorer_one.score(unrelated)
     mean = lambda xs: sum(x["energy"] for x in xs) / len(xs)  # noqa: E731
     print("energy: training", mean(seen), "unrelated", mean(unseen))
     assert mean(seen) < mean(unseen)
@@ -97,31 +102,29 @@ def test_energy_of_training_samples_is_lower_than_unrelated_text(ray_local, trai
 
 
 @pytest.mark.timeout(300)
-def test_two_replicas_give_the_same_scores_as_one(ray_local, trained, sst2_config):
+def test_two_replicas_give_the_same_scores_as_one(ray_local, trained, sst2_config, scorer_one):
     from gold_ray.scorer import ScorerPool
 
     result, samples = trained
     batch = samples[::3] + [{"id": "long", "round": 0, "kind": "train", "label": "positive", "provenance": {},
                              "fields": {"text": " ".join(UNRELATED)}}]  # one long row: padding differs by split
     ref = ray_local.put(batch)
-    one = ScorerPool(sst2_config, None, replicas=1)
     two = ScorerPool(sst2_config, None, replicas=2)
     try:
+        base = two.score(ref)
         # load() swaps the student in running actors (they started on the base model).
-        one.load(result.checkpoint_dir)
         two.load(result.checkpoint_dir)
-        a, b = one.score(ref), two.score(ref)
+        a, b = scorer_one.score(ref), two.score(ref)
     finally:
-        one.shutdown()
         two.shutdown()
+    assert [s["energy"] for s in base] != pytest.approx([s["energy"] for s in b], abs=1e-4)  # the swap took
     assert [s["id"] for s in a] == [s["id"] for s in b] == [s["id"] for s in batch]
     assert [s["energy"] for s in a] == pytest.approx([s["energy"] for s in b], abs=1e-4)
     assert [s["predicted"] for s in a] == [s["predicted"] for s in b]
 
 
 @pytest.mark.timeout(300)
-def test_noise_filter_drops_the_highest_energy_fraction_per_round(ray_local, trained, sst2_config):
-    from gold_ray.scorer import ScorerPool
+def test_noise_filter_drops_the_highest_energy_fraction_per_round(ray_local, trained, scorer_one):
     from gold_ray.trainer import filter_noise
 
     result, samples = trained
@@ -130,11 +133,7 @@ def test_noise_filter_drops_the_highest_energy_fraction_per_round(ray_local, tra
     round1 = separable_samples(1)[:36] + noisy  # 40 samples: 10% = 4 dropped
     # as the coordinator keys them: one ref per round, or a list of refs
     refs = {0: ray_local.put(samples[:20]), 1: [ray_local.put(round1[:20]), ray_local.put(round1[20:])]}
-    pool = ScorerPool(sst2_config, result.checkpoint_dir, replicas=1)
-    try:
-        kept_refs, dropped = filter_noise(pool, refs, 0.1)
-    finally:
-        pool.shutdown()
+    kept_refs, dropped = filter_noise(scorer_one, refs, 0.1)
     kept = [s for ref in kept_refs for s in ray_local.get(ref)]
     assert len(dropped) == 2 + 4 and len(kept) == 20 + 40 - 6
     assert {s["id"] for s in kept}.isdisjoint(dropped)

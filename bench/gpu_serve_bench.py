@@ -50,8 +50,9 @@ def bench_config(model: str, inflight: int, extra: list[str]) -> Any:
 
 def run_pool(config: Any, count: int, warmup: int) -> dict[str, Any]:
     import ray
-    from gold_ray.generator import GeneratorPool
     from ray import serve
+
+    from gold_ray.generator import GeneratorPool
 
     ray.init(include_dashboard=False, log_to_driver=False)
     try:
@@ -80,10 +81,11 @@ def run_pool(config: Any, count: int, warmup: int) -> dict[str, Any]:
 def offline_batch(config: Any, tokenizer: Any, round_index: int, count: int) -> tuple[list[str], list[Any]]:
     """The pool's requests for a batch as vLLM offline inputs: chat-templated prompts and, per
     request, the sampling parameters and JSON schema a generator replica would use."""
-    from gold_ray.core.prompts import request_schema
-    from gold_ray.generator import GeneratorPool
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
+
+    from gold_ray.core.prompts import request_schema
+    from gold_ray.generator import GeneratorPool
 
     teacher = config.teacher
     prompts, params = [], []

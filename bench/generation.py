@@ -5,7 +5,8 @@
 (c) a transformers text-generation pipeline, one prompt at a time (how the paper's code generates).
 
 (a) and (b) get identical prompts, engine settings, per-request seeds and JSON-schema structured
-output; they run one after the other so they do not share the CPU. (c) has no structured
+output; both engines are up at once and take turns on the same chunks of requests (never at the
+same time), so a changing background load hits both alike. (c) has no structured
 output and may use fewer samples (``--hf-samples``); its tokens/s is still comparable.
 Each path is warmed up with a few requests first (the first batch after start is slow).
 The last line is ``serve_vs_vllm=<b/a> serve_vs_hf=<b/c>``.
@@ -19,6 +20,7 @@ import argparse
 import gc
 import platform
 import time
+from collections import Counter
 from pathlib import Path
 
 from gold_ray.config import load_config
@@ -39,17 +41,23 @@ def requests_for(config, count, round_index=0):
     return plan_requests(config.task, options, round_index, "train", count, config.run.seed)
 
 
-def bench_vllm(config, count):
-    """(a) offline LLM.generate: returns (tokens, seconds)."""
-    from vllm import LLM, SamplingParams
-    from vllm.sampling_params import StructuredOutputsParams
+class OfflineVllm:
+    """(a) offline ``LLM.generate`` in this process."""
 
-    path = resolve_model(config.teacher.model)
-    llm = LLM(**engine_kwargs(config, path))
-    tokenizer = llm.get_tokenizer()
+    def __init__(self, config):
+        from vllm import LLM
 
-    def run(requests):
-        prompts = [tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True) for r in requests]
+        self.config = config
+        self.llm = LLM(**engine_kwargs(config, resolve_model(config.teacher.model)))
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def run(self, requests):
+        """Generate ``requests`` as one batch: returns (tokens, seconds)."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        config, tok = self.config, self.tokenizer
+        prompts = [tok.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True) for r in requests]
         params = [
             SamplingParams(
                 **sampling_dict(config, r.seed),
@@ -59,37 +67,52 @@ def bench_vllm(config, count):
             for r in requests
         ]
         start = time.perf_counter()
-        outs = llm.generate(prompts, params, use_tqdm=False)
+        outs = self.llm.generate(prompts, params, use_tqdm=False)
         return sum(len(o.outputs[0].token_ids) for o in outs), time.perf_counter() - start
 
-    run(requests_for(config, WARMUP, round_index=99))
-    result = run(requests_for(config, count))
-    try:  # free the CPU and memory before (b) starts
-        llm.llm_engine.engine_core.shutdown()
-    except Exception as exc:
-        print(f"(a) engine shutdown: {exc}")
-    gc.collect()
-    return result
+    def close(self):
+        try:  # free the CPU and memory before (c) starts
+            self.llm.llm_engine.engine_core.shutdown()
+        except Exception as exc:
+            print(f"(a) engine shutdown: {exc}")
+        gc.collect()
 
 
-def bench_serve(config, count):
-    """(b) the Serve pool: returns (tokens, seconds, accepted, rejected, deploy seconds)."""
+def bench_a_and_b(config, count, chunks):
+    """(a) and (b) alternate on the same chunks of requests, so that a slowly changing
+    background load hits both alike. Returns per-path (tokens, seconds) and pool details."""
     import ray
+    from ray import serve
 
     from gold_ray.generator import GeneratorPool
 
+    offline = OfflineVllm(config)
     ray.init(num_cpus=config.ray.num_cpus, include_dashboard=False, log_to_driver=False)
     try:
         start = time.perf_counter()
         pool = GeneratorPool.start(config)
         deploy = time.perf_counter() - start
+        offline.run(requests_for(config, WARMUP, round_index=99))  # warm-up: first batches are slow
         pool.generate(99, "train", WARMUP, feedback=[], feedback_round=-1)
-        result = pool.generate(0, "train", count, feedback=[], feedback_round=-1)
+        a = [0, 0.0]
+        b = [0, 0.0]
+        accepted, rejected = 0, Counter()
+        per_chunk = count // chunks
+        for chunk in range(chunks):
+            tok, sec = offline.run(requests_for(config, per_chunk, round_index=chunk))
+            a[0] += tok
+            a[1] += sec
+            result = pool.generate(chunk, "train", per_chunk, feedback=[], feedback_round=-1)
+            b[0] += result.tokens
+            b[1] += result.seconds
+            accepted += result.accepted
+            rejected.update(result.rejected)
+            print(f"  chunk {chunk}: (a) {tok / sec:.1f} tok/s  (b) {result.tokens / result.seconds:.1f} tok/s",
+                  flush=True)
         pool.shutdown()
-        return result.tokens, result.seconds, result.accepted, result.rejected, deploy
+        return tuple(a), tuple(b), accepted, dict(rejected), deploy
     finally:
-        from ray import serve
-
+        offline.close()
         serve.shutdown()
         ray.shutdown()
 
@@ -122,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "configs" / "sst2.yaml"))
     parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--chunks", type=int, default=2, help="(a) and (b) alternate over this many chunks")
     parser.add_argument("--hf-samples", type=int, default=32, help="(c) is slow: fewer samples")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
@@ -129,11 +153,10 @@ def main() -> None:
     print(f"machine: {platform.node()} {platform.machine()} python {platform.python_version()}; "
           f"task {config.task.name}; teacher {config.teacher.model}; samples {args.samples}", flush=True)
 
-    a_tok, a_s = bench_vllm(config, args.samples)
-    print(f"(a) vllm LLM.generate     samples {args.samples:5d} tokens {a_tok:7d} {a_s:8.1f}s {a_tok / a_s:8.1f} tok/s",
-          flush=True)
-    b_tok, b_s, accepted, rejected, deploy = bench_serve(config, args.samples)
-    print(f"(b) gold_ray Serve pool   samples {args.samples:5d} tokens {b_tok:7d} {b_s:8.1f}s {b_tok / b_s:8.1f} tok/s"
+    (a_tok, a_s), (b_tok, b_s), accepted, rejected, deploy = bench_a_and_b(config, args.samples, args.chunks)
+    n = args.samples // args.chunks * args.chunks
+    print(f"(a) vllm LLM.generate     samples {n:5d} tokens {a_tok:7d} {a_s:8.1f}s {a_tok / a_s:8.1f} tok/s", flush=True)
+    print(f"(b) gold_ray Serve pool   samples {n:5d} tokens {b_tok:7d} {b_s:8.1f}s {b_tok / b_s:8.1f} tok/s"
           f"  (deploy {deploy:.0f}s; accepted {accepted}, rejected {rejected})", flush=True)
     c_tok, c_s = bench_hf(config, args.hf_samples)
     print(f"(c) transformers pipeline samples {args.hf_samples:5d} tokens {c_tok:7d} {c_s:8.1f}s {c_tok / c_s:8.1f} tok/s"

@@ -107,7 +107,13 @@ class GeneratorSection(Strict):
     num_gpus: float = Field(default=0.0, ge=0, description="GPUs per replica (0 = vLLM CPU build)")
     tensor_parallel_size: int = Field(default=1, ge=1)
     kv_cache_gib: float = Field(default=1.0, gt=0, description="KV cache per replica on CPU")
-    max_inflight: int = Field(default=64, ge=1, description="requests in flight per replica")
+    max_inflight: int = Field(default=64, ge=1, description="requests the engine batches at once per replica")
+    queue_factor: int = Field(
+        default=4,
+        ge=1,
+        description="Serve sends up to queue_factor * max_inflight requests to a replica, so the engine's "
+        "own queue never runs dry while Serve's router waits on a busy replica",
+    )
     max_retries: int = Field(default=2, ge=0, description="retries of a request whose replica died")
     resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per replica")
     omp_threads_bind: str | None = Field(

@@ -42,6 +42,7 @@ from gold_ray.core.samples import Sample, SampleKind
 DEPLOYMENT = "Generator"
 REQUEST_FAILED = "request_failed"  # a request that still failed after its retries
 RETRY_BACKOFF_S = 1.0
+REPLACE_TIMEOUT_S = 300.0  # longest wait for Serve to replace a dead replica before a retry
 
 
 # --------------------------------------------------------------------------- engines
@@ -386,7 +387,10 @@ def deployment_options(config: GoldConfig) -> dict[str, Any]:
         actor["resources"] = dict(gen.resources)
     options: dict[str, Any] = {
         "name": DEPLOYMENT,
-        "max_ongoing_requests": gen.max_inflight,  # continuous batching: keep the engine full
+        # Continuous batching: the engine batches max_inflight; extra requests wait in vLLM's
+        # queue rather than in Serve's router, whose per-request queue-length probes time out
+        # against a replica busy with the engine (measured: 0.88 of offline vLLM without this).
+        "max_ongoing_requests": gen.max_inflight * gen.queue_factor,
         "ray_actor_options": actor,
         "health_check_period_s": 10,
         "graceful_shutdown_timeout_s": 10,
@@ -423,6 +427,7 @@ async def _collect(app_name: str, requests: list[dict[str, Any]], max_retries: i
     from ray import serve
 
     handle = serve.get_deployment_handle(DEPLOYMENT, app_name)
+    health = _Health(app_name)
 
     async def call(request: dict[str, Any]) -> dict[str, Any]:
         for attempt in range(max_retries + 1):
@@ -431,8 +436,9 @@ async def _collect(app_name: str, requests: list[dict[str, Any]], max_retries: i
                 return {**result, "attempts": attempt + 1}
             except Exception as exc:  # infrastructure failure: the model output never raises
                 error = f"{type(exc).__name__}: {exc}"[:300]
-                if attempt < max_retries:  # give Serve time to notice the death and replace it
+                if attempt < max_retries:  # let Serve notice the death and start a replacement
                     await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+                    await health.wait()
         return {
             "id": request["id"], "index": request["index"], "sample": None, "reason": REQUEST_FAILED,
             "detail": error, "tokens": 0, "finish_reason": None, "raw": "", "replica": None,
@@ -445,6 +451,34 @@ async def _collect(app_name: str, requests: list[dict[str, Any]], max_retries: i
         if result["id"] not in seen:
             seen.add(result["id"])
             yield result
+
+
+class _Health:
+    """Waits until the app is RUNNING again (a vLLM replica takes tens of seconds to replace);
+    one poller at a time, however many requests are waiting to retry."""
+
+    def __init__(self, app_name: str, timeout_s: float = REPLACE_TIMEOUT_S) -> None:
+        self.app_name, self.timeout_s = app_name, timeout_s
+        self.lock = asyncio.Lock()
+        self.ok_at = float("-inf")
+
+    async def wait(self) -> None:
+        async with self.lock:
+            if time.monotonic() - self.ok_at < 1.0:  # another request just checked
+                return
+            deadline = time.monotonic() + self.timeout_s
+            while not await asyncio.to_thread(_app_running, self.app_name) and time.monotonic() < deadline:
+                await asyncio.sleep(1.0)
+            self.ok_at = time.monotonic()
+
+
+def _app_running(app_name: str) -> bool:
+    from ray import serve
+
+    try:
+        return serve.status().applications[app_name].status == "RUNNING"  # a str enum
+    except Exception:  # controller busy or app gone: not running (yet)
+        return False
 
 
 def _run_batch(

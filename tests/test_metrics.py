@@ -4,7 +4,6 @@ import pytest
 
 from gold_ray.core.metrics import (
     accuracy,
-    evaluate_arithmetic,
     exact_match,
     macro_f1,
     normalize_answer,
@@ -48,13 +47,6 @@ def test_squad_normalisation_and_max_over_answers():
     scores = squad_scores(["1764", "a bridge"], [["1764"], ["the old bridge"]])
     # second: "bridge" vs "old bridge": p=1 r=1/2 -> 2/3
     assert scores == pytest.approx({"exact_match": 0.5, "f1": (1 + 2 / 3) / 2})
-
-
-def test_arithmetic_evaluator_is_safe_and_exact():
-    assert evaluate_arithmetic("(48 - 31) * 2 / 4") == pytest.approx(8.5)
-    assert evaluate_arithmetic("-3 + 5") == 2.0
-    for bad in ["__import__('os')", "2 ** 10", "x + 1", "1 / 0", "", "1 +"]:
-        assert evaluate_arithmetic(bad) is None, bad
 
 
 def test_math_prediction_prefers_the_equation_then_the_last_number():

@@ -3,13 +3,13 @@ exact match and token F1), math (numeric accuracy, with a safe arithmetic evalua
 
 from __future__ import annotations
 
-import ast
 import math
-import operator
 import re
 import string
 from collections import Counter
 from collections.abc import Sequence
+
+from gold_ray.core.arith import try_evaluate
 
 # ---------------------------------------------------------------- classification
 
@@ -77,34 +77,7 @@ def squad_scores(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -
 
 # ---------------------------------------------------------------- math
 
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?|-?\.\d+")
-
-
-def evaluate_arithmetic(expression: str) -> float | None:
-    """Value of an arithmetic expression over numbers with + - * / and parentheses.
-
-    Walks the AST and allows nothing else (no names, calls, powers): model output is never
-    passed to eval. Returns None for anything that is not such an expression, or divides
-    by zero, or is not finite.
-    """
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-        value = _arith(tree.body)
-    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError, OverflowError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _arith(node: ast.AST) -> float:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return float(node.value)
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        return _BINARY[type(node.op)](_arith(node.left), _arith(node.right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_arith(node.operand))
-    raise ValueError(f"not arithmetic: {ast.dump(node)[:60]}")
 
 
 def parse_math_prediction(text: str) -> float | None:
@@ -114,7 +87,7 @@ def parse_math_prediction(text: str) -> float | None:
     does arithmetic), else the last number in the text, else None.
     """
     equation = text.split("=", 1)[0]
-    value = evaluate_arithmetic(equation)
+    value = try_evaluate(equation)  # bounded AST arithmetic, never eval
     if value is not None:
         return value
     numbers = _NUMBER.findall(text)

@@ -16,11 +16,9 @@ The coordinator reads a batch's rows only to write the run directory and to pick
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +27,7 @@ import ray
 from gold_ray.config import GoldConfig, validate_config
 from gold_ray.core.feedback import select_feedback
 from gold_ray.core.samples import Sample
-from gold_ray.rundir import RunDir, read_jsonl, write_json, write_jsonl
+from gold_ray.rundir import RunDir, write_json, write_jsonl
 
 CONTEXT_SAMPLES = 6  # training samples shown to the teacher when it is asked for OOD ones
 
@@ -109,7 +107,6 @@ class Coordinator:
             gen = pool.generate(r, "train", cfg.generation.train_per_round, feedback, feedback_round)
             train_rows: list[Sample] = ray.get(gen.samples_ref)
         write_jsonl(partial / "train.jsonl", train_rows)
-        write_jsonl(partial / "prompts.jsonl", _prompt_rows(gen.prompts, "train"))
         state["refs"][r] = gen.samples_ref
         self.log(f"[round {r}] generated {gen.accepted} training samples ({_fmt_counts(gen.rejected)} rejected), "
                  f"{gen.tokens / max(gen.seconds, 1e-9):.0f} tokens/s")
@@ -130,8 +127,7 @@ class Coordinator:
                                 context_samples=context)
             val_rows: list[Sample] = ray.get(val.samples_ref)
         write_jsonl(partial / "validation.jsonl", val_rows)
-        with (partial / "prompts.jsonl").open("a", encoding="utf-8") as handle:  # still private: not published
-            handle.writelines(json.dumps(row, sort_keys=True) + "\n" for row in _prompt_rows(val.prompts, "validation"))
+        write_jsonl(partial / "prompts.jsonl", _prompt_rows(gen.prompts, "train") + _prompt_rows(val.prompts, "validation"))
         if cfg.generation.validation_trains_student:
             state["refs"][f"{r}-validation"] = val.samples_ref
 
@@ -260,7 +256,3 @@ def coordinator_actor(config: GoldConfig) -> Any:
         max_concurrency=4,  # run() blocks; progress() must still answer
         scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
     )
-
-
-def read_feedback_ids(run_dir: str | Path, round_index: int) -> list[str]:
-    return [s["id"] for s in read_jsonl(Path(run_dir) / "rounds" / f"r{round_index:02d}" / "feedback.jsonl")]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gold_ray.errors import UserError
 from gold_ray.tasks.spec import Strict, TaskSpec
@@ -116,11 +116,23 @@ class GeneratorSection(Strict):
     )
     max_retries: int = Field(default=2, ge=0, description="retries of a request whose replica died")
     resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per replica")
-    omp_threads_bind: str | None = Field(
+    omp_threads_bind: str | list[str] | None = Field(
         default=None,
-        description="CPU build: VLLM_CPU_OMP_THREADS_BIND for each replica (e.g. '0-1'); null: vLLM's 'auto'",
+        description="CPU build: VLLM_CPU_OMP_THREADS_BIND, one mask for every replica (e.g. '0-1') or a "
+        "list picked by each replica's rank on its node (e.g. ['0', '1']: two replicas, a core each); "
+        "null: vLLM's 'auto' (which binds every replica of a node to the same cores)",
     )
     app_name: str = Field(default="gold_ray_generator", description="Ray Serve application name")
+
+    @field_validator("omp_threads_bind", mode="before")
+    @classmethod
+    def _core_ids_as_text(cls, value: Any) -> Any:
+        """YAML reads ``[0, 1]`` and ``3`` as numbers; vLLM wants core masks as text."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
 
 
 class StudentSection(Strict):
@@ -305,9 +317,14 @@ def validate_config(data: dict[str, Any]) -> GoldConfig:
 
 def describe_error(exc: ValidationError, data: dict[str, Any]) -> str:
     """One line for the first error: the dotted key, what is wrong, how to fix it."""
-    err = exc.errors(include_url=False)[0]
-    loc = tuple(err["loc"])
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    loc = tuple(p for p in err["loc"] if not _is_type_tag(p))
     path = _dotted(loc) or "(top level)"
+    if len(loc) < len(err["loc"]):  # a union: pydantic tried each type; name them all
+        tags = [t for e in errors if tuple(p for p in e["loc"] if not _is_type_tag(p))[: len(loc)] == loc
+                for t in e["loc"] if _is_type_tag(t)]
+        return f"{path}: expected one of {', '.join(dict.fromkeys(tags))} (got {err.get('input')!r})"
     kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
     if kind == "extra_forbidden":
         return f"{path}: unknown key. {_key_hint(loc)}"
@@ -319,6 +336,11 @@ def describe_error(exc: ValidationError, data: dict[str, Any]) -> str:
     got = err.get("input")
     shown = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
     return f"{path}: {msg}{shown}"
+
+
+def _is_type_tag(part: Any) -> bool:
+    """pydantic names the branch of a union it tried (``str``, ``list[str]``) in an error's loc."""
+    return isinstance(part, str) and (part in {"str", "int", "float", "bool", "none"} or "[" in part)
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

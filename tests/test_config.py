@@ -8,6 +8,7 @@ import yaml
 from gold_ray.cli import main
 from gold_ray.config import ConfigError, apply_override, load_config
 
+ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml"))
 
 
@@ -124,3 +125,11 @@ def test_eval_path_is_relative_to_config():
     config = load_config([p for p in CONFIGS if p.stem == "sst2"][0])
     assert config.eval_path().name == "validation.jsonl"
     assert config.eval_path().is_absolute()
+
+
+def test_union_key_error_names_the_types_it_takes():
+    with pytest.raises(ConfigError) as info:
+        load_config(ROOT / "configs/sst2.yaml", ["generator.omp_threads_bind=[[1]]"])
+    assert str(info.value) == "generator.omp_threads_bind: expected one of str, list[str] (got [[1]])"
+    cfg = load_config(ROOT / "configs/sst2.yaml", ["generator.omp_threads_bind=[0, 1]"])  # YAML numbers as masks
+    assert cfg.generator.omp_threads_bind == ["0", "1"]

@@ -51,6 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(config, resume=args.resume)
     for name, value in result.final_eval.items():
         print(f"student {name}: {value:.4f}" if isinstance(value, float) else f"student {name}: {value}")
+    for name, value in result.teacher_eval.items():
+        if isinstance(value, float):
+            print(f"teacher few-shot {name}: {value:.4f}")
     print(f"student: {result.student}")
     print(f"report: {result.report}")
     return 0

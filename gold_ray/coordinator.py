@@ -27,7 +27,7 @@ import ray
 from gold_ray.config import GoldConfig, validate_config
 from gold_ray.core.feedback import select_feedback
 from gold_ray.core.samples import Sample
-from gold_ray.rundir import RunDir, write_json, write_jsonl
+from gold_ray.rundir import TEACHER_EVAL, RunDir, write_json, write_jsonl
 
 CONTEXT_SAMPLES = 6  # training samples shown to the teacher when it is asked for OOD ones
 
@@ -67,11 +67,16 @@ class Coordinator:
         self.resume = resume
         self.log = RoundLog()
         self.rng = np.random.default_rng(self.config.run.seed)
+        self.handle = _own_handle()  # where batch tasks send progress ticks
 
     # ---------------------------------------------------------------- actor API
 
     def progress(self, since: int) -> list[str]:
         return self.log.since(since)
+
+    def progress_tick(self, label: str, done: int, total: int, accepted: int, tokens: int, seconds: float) -> None:
+        """A long phase's progress (called by the generator's batch task)."""
+        self.log(progress_bar(label, done, total, accepted, tokens, seconds))
 
     def run(self) -> dict[str, Any]:
         from gold_ray.generator import GeneratorPool
@@ -87,6 +92,7 @@ class Coordinator:
         pool = GeneratorPool.start(cfg)
         scorer = ScorerPool(cfg)
         try:
+            self._teacher_baseline(pool)
             for r in range(start, cfg.run.rounds):
                 self._round(r, state, pool, scorer)
         finally:
@@ -104,7 +110,8 @@ class Coordinator:
         feedback, feedback_round = state["feedback"], r - 1 if state["feedback"] else -1
 
         with timings.phase("generate_train"):
-            gen = pool.generate(r, "train", cfg.generation.train_per_round, feedback, feedback_round)
+            gen = pool.generate(r, "train", cfg.generation.train_per_round, feedback, feedback_round,
+                                progress=self.handle)
             train_rows: list[Sample] = ray.get(gen.samples_ref)
         write_jsonl(partial / "train.jsonl", train_rows)
         state["refs"][r] = gen.samples_ref
@@ -124,7 +131,7 @@ class Coordinator:
         with timings.phase("generate_validation"):
             context = _pick(train_rows, CONTEXT_SAMPLES, self.rng)
             val = pool.generate(r, "validation", cfg.generation.validation_per_round, [], feedback_round,
-                                context_samples=context)
+                                context_samples=context, progress=self.handle)
             val_rows: list[Sample] = ray.get(val.samples_ref)
         write_jsonl(partial / "validation.jsonl", val_rows)
         write_jsonl(partial / "prompts.jsonl", _prompt_rows(gen.prompts, "train") + _prompt_rows(val.prompts, "validation"))
@@ -143,6 +150,7 @@ class Coordinator:
         if cfg.eval_path() is not None and cfg.eval_path().exists():
             with timings.phase("eval"):
                 eval_metrics = evaluate_student(result.checkpoint_dir, cfg, limit=cfg.task.eval.limit)
+            eval_metrics.pop("checkpoint", None)  # the partial round's path; the student is rounds/rNN/student
         metrics = {
             "round": r,
             "accepted": {"train": gen.accepted, "validation": val.accepted},
@@ -160,6 +168,24 @@ class Coordinator:
         self.run_dir.publish_round(r)
         state["student"] = str(self.run_dir.round_dir(r) / "student")
         self.log(_round_line(metrics))
+
+    def _teacher_baseline(self, pool: Any) -> None:
+        """The teacher's few-shot score on the eval file, once per run (kept across resumes),
+        through the pool's engines: the number the student should beat."""
+        from gold_ray.evaluation import read_eval_file
+        from gold_ray.teacher_eval import score_teacher
+
+        cfg, path = self.config, self.config.eval_path()
+        if path is None or not path.exists() or not cfg.task.eval.teacher or self.run_dir.teacher_eval():
+            return
+        examples = read_eval_file(path, cfg.task, cfg.task.eval.limit)
+        self.log(f"teacher few-shot baseline on {len(examples)} rows of {path.name} ...")
+        started = time.perf_counter()
+        answers = pool.answer([ex.fields for ex in examples], progress=self.handle)
+        result = score_teacher(cfg, path, examples, answers, time.perf_counter() - started)
+        write_json(self.run_dir.root / TEACHER_EVAL, result)
+        self.log("teacher few-shot: " + " ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float))
+                 + f" on {result['n']} rows ({result['seconds']}s)")
 
     def _noise_filter(self, state: dict[str, Any], scorer: Any, filter_noise: Any) -> tuple[list[Any], set[str]]:
         refs = list(state["refs"].values())
@@ -195,11 +221,29 @@ class Coordinator:
             "rounds": len(metrics),
             "student": str(self.run_dir.student_dir),
             "final_eval": metrics[-1]["eval"] if metrics else {},
+            "teacher_eval": self.run_dir.teacher_eval(),
             "metrics": metrics,
         }
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _own_handle() -> Any:
+    try:
+        return ray.get_runtime_context().current_actor
+    except RuntimeError:  # constructed outside Ray (unit tests)
+        return None
+
+
+def progress_bar(label: str, done: int, total: int, accepted: int, tokens: int, seconds: float, width: int = 20) -> str:
+    """``[########------------]  40% round 0 train 102/256, 95 accepted, 41 tok/s, eta 3m10s``."""
+    fraction = done / max(total, 1)
+    filled = round(fraction * width)
+    rate = tokens / seconds if seconds > 0 else 0.0
+    eta = seconds / done * (total - done) if done else 0.0
+    return (f"[{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%} {label} {done}/{total}, "
+            f"{accepted} ok" + (f", {rate:.0f} tok/s" if tokens else "") + f", eta {int(eta) // 60}m{int(eta) % 60:02d}s")
 
 
 def _pick(rows: list[Sample], k: int, rng: np.random.Generator) -> list[Sample]:

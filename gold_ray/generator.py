@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import queue
 import threading
 import time
@@ -136,6 +137,19 @@ class VllmEngine:
         out = final.outputs[0]
         return EngineOutput(out.text, len(out.token_ids), out.finish_reason)
 
+    async def answer(self, prompt: str, sampling: dict[str, Any], request_id: str) -> str:
+        """Greedy answer to a ready prompt (the teacher's few-shot baseline)."""
+        from vllm.sampling_params import RequestOutputKind
+
+        from gold_ray.teacher_eval import vllm_answer_params
+
+        params = vllm_answer_params(sampling)
+        params.output_kind = RequestOutputKind.FINAL_ONLY
+        final = None
+        async for output in self.engine.generate({"prompt": prompt}, params, request_id):
+            final = output
+        return final.outputs[0].text if final is not None and final.outputs else ""
+
     async def check_health(self) -> None:
         await self.engine.check_health()
 
@@ -153,6 +167,7 @@ class GeneratorServer:
     def __init__(self, config_data: dict[str, Any], engine_factory: Callable[[GoldConfig], Any] | None = None):
         self.config = validate_config(config_data)
         self.fingerprint_value = fingerprint(self.config)
+        _bind_cores(self.config)
         self.engine = (engine_factory or VllmEngine)(self.config)
         self.replica = _replica_name()
 
@@ -173,6 +188,15 @@ class GeneratorServer:
             sample = _sample(request, verdict, sampling, self.config.teacher.model, self.replica)
         return result_dict(request, sample, verdict, out, self.replica)
 
+    async def answer(self, fields: dict[str, str], request_id: str) -> str | None:
+        """The teacher's few-shot answer to one eval query (None: the query does not fit)."""
+        from gold_ray.teacher_eval import answer_sampling, fit_teacher_prompt
+
+        prompt = fit_teacher_prompt(self.engine.tokenizer, self.config, fields)
+        if prompt is None:
+            return None
+        return await self.engine.answer(prompt, answer_sampling(self.config.task), f"{request_id}-{time.time_ns()}")
+
     async def check_health(self) -> None:
         check = getattr(self.engine, "check_health", None)
         if check is not None:
@@ -185,6 +209,21 @@ class GeneratorServer:
                 shutdown()
             except Exception:  # the process is going away anyway
                 pass
+
+
+def _bind_cores(config: GoldConfig) -> None:
+    """CPU build with a list of core masks: this replica takes the one of its rank on the node,
+    so that replicas of one machine do not share cores (vLLM's engine process inherits it)."""
+    masks = config.generator.omp_threads_bind
+    if not isinstance(masks, list) or not masks:
+        return
+    try:
+        from ray import serve
+
+        local_rank = serve.get_replica_context().rank.local_rank
+    except Exception:  # outside Serve (unit tests)
+        local_rank = 0
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = masks[local_rank % len(masks)]
 
 
 def _replica_name() -> str:
@@ -337,15 +376,19 @@ class GeneratorPool:
         feedback: list[Sample],
         feedback_round: int,
         context_samples: list[Sample] | None = None,
+        progress: Any = None,
     ) -> GenerationResult:
-        """Generate a batch; the samples stay in the object store (``samples_ref``)."""
+        """Generate a batch; the samples stay in the object store (``samples_ref``).
+        ``progress``: an actor handle whose ``progress_tick(label, done, total, accepted, tokens,
+        seconds)`` is called a few times while the batch runs (the coordinator's log)."""
         import ray
 
         requests = self.plan(round_index, kind, count, feedback, feedback_round, context_samples)
         start = time.perf_counter()
         task = ray.remote(_run_batch).options(num_cpus=0, num_returns=2, max_retries=0)
         samples_ref, stats_ref = task.remote(
-            self.app_name, requests, self.config.model_dump(mode="json"), self.config.generator.max_retries
+            self.app_name, requests, self.config.model_dump(mode="json"), self.config.generator.max_retries,
+            Ticker(progress, f"round {round_index} {kind}", len(requests)),
         )
         stats = ray.get(stats_ref)
         return GenerationResult(
@@ -376,11 +419,40 @@ class GeneratorPool:
             yield _dedup_one(result, deduper, self.config)
 
 
+    def answer(self, queries: list[dict[str, str]], progress: Any = None) -> list[str | None]:
+        """The teacher's few-shot answers to eval queries (input fields), in order, from the
+        running replicas (no second engine). None where a query does not fit the context."""
+        import ray
+
+        task = ray.remote(_answer_all).options(num_cpus=0, max_retries=0)
+        ticker = Ticker(progress, "teacher eval", len(queries))
+        return ray.get(task.remote(self.app_name, queries, self.config.generator.max_retries, ticker))
+
+
+class Ticker:
+    """Reports a batch's progress about every tenth of it (and at the end) to an actor's
+    ``progress_tick``; fire-and-forget, so a slow or absent listener never slows generation."""
+
+    def __init__(self, listener: Any, label: str, total: int, steps: int = 10) -> None:
+        self.listener, self.label, self.total = listener, label, total
+        self.every = max(1, total // steps)
+        self.done = self.accepted = self.tokens = 0
+        self.start = time.monotonic()
+
+    def tick(self, accepted: bool = True, tokens: int = 0) -> None:
+        self.done += 1
+        self.accepted += int(accepted)
+        self.tokens += tokens
+        if self.listener is not None and (self.done % self.every == 0 or self.done == self.total):
+            seconds = time.monotonic() - self.start
+            self.listener.progress_tick.remote(self.label, self.done, self.total, self.accepted, self.tokens, seconds)
+
+
 def deployment_options(config: GoldConfig) -> dict[str, Any]:
     """Serve options of the teacher deployment: replicas or autoscaling, per-replica resources."""
     gen = config.generator
     env = {"VLLM_CPU_KVCACHE_SPACE": str(max(1, round(gen.kv_cache_gib)))}
-    if gen.omp_threads_bind:
+    if isinstance(gen.omp_threads_bind, str):  # a list is applied per replica (GeneratorServer)
         env["VLLM_CPU_OMP_THREADS_BIND"] = gen.omp_threads_bind
     actor: dict[str, Any] = {"num_cpus": gen.num_cpus, "runtime_env": {"env_vars": env}}
     if gen.resources:
@@ -482,13 +554,22 @@ def _app_running(app_name: str) -> bool:
 
 
 def _run_batch(
-    app_name: str, requests: list[dict[str, Any]], config_data: dict[str, Any], max_retries: int
+    app_name: str,
+    requests: list[dict[str, Any]],
+    config_data: dict[str, Any],
+    max_retries: int,
+    ticker: Ticker | None = None,
 ) -> tuple[list[Sample], dict[str, Any]]:
     """Ray task: run a batch, then de-duplicate in request order (deterministic given the
     outputs). Returns (accepted samples, stats); only the stats go back to the caller."""
 
     async def drain() -> list[dict[str, Any]]:
-        return [r async for r in _collect(app_name, requests, max_retries)]
+        results = []
+        async for r in _collect(app_name, requests, max_retries):
+            results.append(r)
+            if ticker is not None:  # accepted before de-duplication, which needs request order
+                ticker.tick(r["sample"] is not None, r["tokens"])
+        return results
 
     config = validate_config(config_data)
     results = sorted(asyncio.run(drain()), key=lambda r: r["index"])
@@ -503,6 +584,34 @@ def _run_batch(
         "errors": [r["detail"] for r in results if r["reason"] == REQUEST_FAILED][:3],
     }
     return samples, stats
+
+
+def _answer_all(
+    app_name: str, queries: list[dict[str, str]], max_retries: int, ticker: Ticker | None = None
+) -> list[str | None]:
+    """Ray task: fan the eval queries out to the replicas; retry a call whose replica died."""
+    from ray import serve
+
+    handle = serve.get_deployment_handle(DEPLOYMENT, app_name)
+
+    async def one(index: int, fields: dict[str, str]) -> str | None:
+        for attempt in range(max_retries + 1):
+            try:
+                answer = await handle.answer.remote(fields, f"eval-{index}")
+                if ticker is not None:
+                    ticker.tick()
+                return answer
+            except Exception:  # infrastructure failure: wait for a replacement replica
+                if attempt == max_retries:
+                    raise
+                await asyncio.sleep(RETRY_BACKOFF_S * 2**attempt)
+                await _Health(app_name).wait()
+        return None  # unreachable: the loop returns or raises
+
+    async def gather() -> list[str | None]:
+        return list(await asyncio.gather(*(one(i, q) for i, q in enumerate(queries))))
+
+    return asyncio.run(gather())
 
 
 def _dedup_one(result: dict[str, Any], deduper: Deduper, config: GoldConfig) -> dict[str, Any]:

@@ -134,7 +134,7 @@ def build_plots(run: RunDir) -> dict[str, str]:
     if not rounds:
         raise UserError(f"{run.root} has no complete round to report on")
     metrics = run.round_metrics()
-    plots = {"eval_metric": _metric_plot(metrics), "phase_timings": _timings_plot(metrics)}
+    plots = {"eval_metric": _metric_plot(metrics, run.teacher_eval()), "phase_timings": _timings_plot(metrics)}
     plots["label_distribution"] = stacked_bars(
         "training labels per round",
         {f"r{r}": dict(Counter(str(s.get("label")) for s in run.read_round(r, "train"))) for r in rounds},
@@ -144,13 +144,18 @@ def build_plots(run: RunDir) -> dict[str, str]:
     return plots
 
 
-def _metric_plot(metrics: list[dict[str, Any]]) -> str:
+def _metric_plot(metrics: list[dict[str, Any]], teacher: dict[str, Any]) -> str:
+    """Student metrics per round; the teacher's few-shot score as a flat line to beat."""
     series: dict[str, list[tuple[float, float]]] = {}
     for m in metrics:
         for name, value in (m.get("eval") or {}).items():
             if isinstance(value, int | float):
                 series.setdefault(name, []).append((m["round"], float(value)))
-    return line_plot("student eval metric per round", series)
+    first, last = metrics[0]["round"], metrics[-1]["round"]
+    for name, value in teacher.items():
+        if isinstance(value, float) and name in series:
+            series[f"teacher {name}"] = [(first, value), (last, value)]
+    return line_plot("student eval metric per round (teacher few-shot flat)", series)
 
 
 def _timings_plot(metrics: list[dict[str, Any]]) -> str:
@@ -180,7 +185,7 @@ def write_report(run_dir: str | Path) -> Path:
         "<!doctype html><html><head><meta charset='utf-8'><title>gold_ray report</title>"
         "<style>body{font-family:sans-serif;margin:2em}figure{display:inline-block;margin:8px}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>"
-        f"<h1>gold_ray run: {html.escape(str(run.root))}</h1>"
+        f"<h1>gold_ray run: {html.escape(str(run.root))}</h1>{_teacher_line(run.teacher_eval())}"
         "<table><tr><th>round</th><th>accepted</th><th>rejected</th><th>train loss</th><th>eval</th><th>seconds</th></tr>"
         f"{rows}</table>{figures}</body></html>"
     )
@@ -199,3 +204,10 @@ def _summary_row(m: dict[str, Any]) -> str:
         f"{sum((m.get('timings') or {}).values()):.0f}",
     ]
     return "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
+
+
+def _teacher_line(teacher: dict[str, Any]) -> str:
+    if not teacher:
+        return ""
+    scores = ", ".join(f"{k}={v:.4f}" for k, v in teacher.items() if isinstance(v, float))
+    return f"<p>teacher few-shot baseline: {html.escape(scores)} on {teacher.get('n')} rows</p>"

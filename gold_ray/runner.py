@@ -29,6 +29,7 @@ class RunResult:
     student: Path
     final_eval: dict[str, Any]
     report: Path | None
+    teacher_eval: dict[str, Any] = field(default_factory=dict)
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -76,6 +77,7 @@ def run(
         final_eval=summary["final_eval"],
         report=report,
         metrics=summary["metrics"],
+        teacher_eval=summary.get("teacher_eval", {}),
     )
 
 

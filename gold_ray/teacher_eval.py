@@ -1,7 +1,9 @@
 """The teacher's few-shot score on a labelled file: the paper's "LLM" baseline.
 
-One vLLM engine in this process (run it from a ``__main__``-guarded entry point such as
-the ``gold-ray`` CLI: vLLM starts worker processes). Greedy decoding; for classification
+Two ways in: :func:`evaluate_teacher` runs one offline vLLM engine in this process (run it from
+a ``__main__``-guarded entry point such as the ``gold-ray`` CLI: vLLM starts worker processes);
+a run asks its generator pool instead (``GeneratorPool.answer``), whose engines are already up.
+Both share the prompts, the decoding and the scoring below. Greedy decoding; for classification
 the output is constrained to exactly one label name (structured choice decoding), so every
 answer is a valid label. On CPU the engine runs float32 and eager: bf16 is emulated on
 CPUs without AVX512, and torch.compile warm-up costs minutes.
@@ -17,7 +19,8 @@ from typing import Any
 from gold_ray.config import GoldConfig
 from gold_ray.core.text import clean_generation, teacher_eval_prompt
 from gold_ray.embedded import resolve_model
-from gold_ray.evaluation import eval_file, read_eval_file, score_predictions
+from gold_ray.evaluation import EvalExample, eval_file, read_eval_file, score_predictions
+from gold_ray.tasks.spec import TaskSpec
 
 MAX_ANSWER_TOKENS = 48
 
@@ -25,7 +28,8 @@ MAX_ANSWER_TOKENS = 48
 def evaluate_teacher(
     config: GoldConfig, file: str | os.PathLike[str] | None = None, limit: int | None = None
 ) -> dict[str, Any]:
-    """Few-shot score of ``config.teacher`` on the file (default ``task.eval.file``).
+    """Few-shot score of ``config.teacher`` on the file (default ``task.eval.file``), with an
+    offline vLLM engine in this process (``gold-ray eval-teacher``; a run uses its pool instead).
 
     Shots: the first ``generation.few_shot`` examples of the task config (written for it),
     fewer for a query whose prompt would not fit ``teacher.max_model_len``.
@@ -34,8 +38,7 @@ def evaluate_teacher(
     that are no label, or empty), ``seconds``.
     """
     import torch
-    from vllm import LLM, SamplingParams
-    from vllm.sampling_params import StructuredOutputsParams
+    from vllm import LLM
 
     started = time.time()
     task, teacher = config.task, config.teacher
@@ -52,28 +55,53 @@ def evaluate_teacher(
         trust_remote_code=teacher.trust_remote_code,
     )
     tokenizer = llm.get_tokenizer()
-    budget = teacher.max_model_len - MAX_ANSWER_TOKENS
-    prompts = [_fit_prompt(tokenizer, config, ex.fields, budget) for ex in examples]
-    if task.is_classification:
-        params = SamplingParams(temperature=0.0, max_tokens=16,
-                                structured_outputs=StructuredOutputsParams(choice=task.label_names))
-    else:
-        params = SamplingParams(temperature=0.0, max_tokens=MAX_ANSWER_TOKENS, stop=["\n"])
+    prompts = [fit_teacher_prompt(tokenizer, config, ex.fields) for ex in examples]
+    params = vllm_answer_params(answer_sampling(task))
     runnable = [i for i, p in enumerate(prompts) if p is not None]
     outputs = llm.generate([prompts[i] for i in runnable], params)
-    predictions = [""] * len(examples)
+    predictions: list[str | None] = [None] * len(examples)
     for i, out in zip(runnable, outputs, strict=True):
-        predictions[i] = clean_generation(out.outputs[0].text)
+        predictions[i] = out.outputs[0].text
+    return score_teacher(config, path, examples, predictions, time.time() - started)
+
+
+def answer_sampling(task: TaskSpec) -> dict[str, Any]:
+    """Greedy decoding; a classification answer is constrained to exactly one label name."""
+    if task.is_classification:
+        return {"temperature": 0.0, "max_tokens": 16, "choice": task.label_names}
+    return {"temperature": 0.0, "max_tokens": MAX_ANSWER_TOKENS, "stop": ["\n"]}
+
+
+def vllm_answer_params(sampling: dict[str, Any]) -> Any:
+    """:func:`answer_sampling` as vLLM ``SamplingParams`` (choice -> structured choice decoding)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    sampling = dict(sampling)
+    choice = sampling.pop("choice", None)
+    structured = StructuredOutputsParams(choice=choice) if choice else None
+    return SamplingParams(**sampling, structured_outputs=structured)
+
+
+def score_teacher(
+    config: GoldConfig, path: Path, examples: list[EvalExample], answers: list[str | None], seconds: float
+) -> dict[str, Any]:
+    """Metrics of the teacher's raw answers (None: the query did not fit), as the offline and
+    the pool path both report them."""
+    task = config.task
+    predictions = [clean_generation(a) if a is not None else "" for a in answers]
     result: dict[str, Any] = score_predictions(task, predictions, [ex.gold for ex in examples])
     valid = set(task.label_names) if task.is_classification else None
     invalid = sum((p not in valid) if valid else not p for p in predictions)
-    result.update(n=len(examples), file=str(Path(path)), teacher=teacher.model,
-                  too_long=len(examples) - len(runnable), invalid=invalid, seconds=f"{time.time() - started:.1f}")
+    result.update(n=len(examples), file=str(Path(path)), teacher=config.teacher.model,
+                  too_long=sum(a is None for a in answers), invalid=invalid, seconds=f"{seconds:.1f}")
     return result
 
 
-def _fit_prompt(tokenizer: Any, config: GoldConfig, fields: dict[str, str], budget: int) -> str | None:
-    """The chat-formatted prompt with as many shots as fit in ``budget`` tokens, or None."""
+def fit_teacher_prompt(tokenizer: Any, config: GoldConfig, fields: dict[str, str]) -> str | None:
+    """The chat-formatted prompt with as many shots as fit the context (leaving room for the
+    answer), or None when even the bare query does not fit."""
+    budget = config.teacher.max_model_len - MAX_ANSWER_TOKENS
     shots = list(config.task.examples[: config.generation.few_shot])
     while True:
         message = teacher_eval_prompt(config.task, fields, shots)

@@ -98,6 +98,17 @@ def test_deployment_options_replicas_autoscaling_resources():
     assert deployment_options(config("generator.num_gpus=1"))["ray_actor_options"]["num_gpus"] == 1
 
 
+def test_core_masks_per_replica_are_set_in_the_replica(monkeypatch):
+    from gold_ray.generator import _bind_cores
+
+    cfg = config("generator.replicas=2", "generator.omp_threads_bind=['2', '3']")
+    env = deployment_options(cfg)["ray_actor_options"]["runtime_env"]["env_vars"]
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in env  # one mask per replica, chosen by its rank
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    _bind_cores(cfg)  # outside Serve: rank 0
+    assert os.environ["VLLM_CPU_OMP_THREADS_BIND"] == "2"
+
+
 def test_replica_turns_junk_into_reasons_never_raises():
     cfg = config()
     server = GeneratorServer(cfg.model_dump(mode="json"), FakeEngine)
@@ -196,3 +207,20 @@ def test_real_engine_64_sst2_samples(real_pool, ray_local):
     assert all(s["provenance"]["replica"] not in (None, "local") for s in samples)
     again = GeneratorPool.start(config())  # idempotent: attaches, does not redeploy
     assert again.app_name == real_pool.app_name
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_real_pool_answers_eval_queries_with_a_label(real_pool):
+    """The teacher's few-shot baseline through the running pool: each answer is a label
+    (choice decoding); a query too long for the context comes back as None, not an error."""
+    from gold_ray.evaluation import read_eval_file
+    from gold_ray.teacher_eval import score_teacher
+
+    cfg = config()
+    examples = read_eval_file(cfg.eval_path(), cfg.task, limit=16)
+    answers = real_pool.answer([ex.fields for ex in examples] + [{"text": "long " * 5000}])
+    assert answers[-1] is None
+    assert all(a in {"negative", "positive"} for a in answers[:-1]), answers
+    result = score_teacher(cfg, cfg.eval_path(), examples, answers[:-1], 1.0)
+    assert result["n"] == 16 and result["invalid"] == 0 and 0 <= result["accuracy"] <= 1

@@ -63,6 +63,7 @@ def test_tiny_run_killed_after_round_0_resumes_without_loss(tmp_path):
     finally:
         kill_group(first)  # the driver, its local Ray, the engine and the Train workers
     round0 = digest(r00)
+    teacher = (out / "teacher_eval.json").read_bytes()  # written once, before round 0
     assert {"train.jsonl", "validation.jsonl", "scores.jsonl", "feedback.jsonl", "prompts.jsonl", "round.json"} <= set(round0)
     assert not (out / "rounds" / "r01").exists()
 
@@ -95,3 +96,15 @@ def test_tiny_run_killed_after_round_0_resumes_without_loss(tmp_path):
     assert (out / "student" / "config.json").exists()
     assert (out / "report.html").exists() and list((out / "report").glob("*.svg"))
     assert f"student accuracy: {metrics[-1]['eval']['accuracy']:.4f}" in log
+
+    # The teacher's few-shot baseline: scored once through the pool, kept across the resume.
+    assert (out / "teacher_eval.json").read_bytes() == teacher
+    baseline = json.loads(teacher)
+    assert baseline["n"] == 64 and baseline["invalid"] == 0
+    assert f"teacher few-shot accuracy: {baseline['accuracy']:.4f}" in log
+
+    # What the run printed is what `gold-ray eval` gives on the exported student.
+    ev = subprocess.run([sys.executable, "-m", "gold_ray.cli", "eval", str(out), "--config", "configs/sst2.yaml",
+                         "--set", "task.eval.limit=64"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert f"accuracy: {metrics[-1]['eval']['accuracy']:.4f}" in ev.stdout

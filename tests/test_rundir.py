@@ -90,3 +90,16 @@ def test_report_of_empty_run_is_a_user_error(tmp_path):
     run.open("a: 1\n", resume=False)
     with pytest.raises(UserError, match="no complete round"):
         write_report(run.root)
+
+
+def test_report_shows_the_teacher_baseline(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.open("a: 1\n", resume=False)
+    fake_round(run, 0)
+    fake_round(run, 1)
+    write_json(run.root / "teacher_eval.json", {"accuracy": 0.5123, "macro_f1": 0.4, "n": 872})
+    assert run.teacher_eval()["accuracy"] == 0.5123
+    html = write_report(run.root).read_text()
+    assert "teacher few-shot baseline: accuracy=0.5123, macro_f1=0.4000 on 872 rows" in html
+    plot = (run.root / "report" / "eval_metric.svg").read_text()
+    assert "teacher accuracy" in plot and plot.count("<polyline") == 2  # student and teacher lines

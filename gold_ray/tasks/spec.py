@@ -73,6 +73,11 @@ class EvalSpec(Strict):
         default_factory=dict, description="task field -> key in the file, where the names differ"
     )
     limit: int | None = Field(default=None, ge=1, description="score only the first N rows (quick runs)")
+    teacher: bool = Field(
+        default=True,
+        description="also score the teacher's few-shot answers on this file, once per run, through the "
+        "running generator pool (the baseline the student should beat)",
+    )
     target: str = Field(
         default="label",
         description="key holding the gold label (classification), answer list (QA) or number (math)",

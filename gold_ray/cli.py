@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"student {name}: {value:.4f}" if isinstance(value, float) else f"student {name}: {value}")
     for name, value in result.teacher_eval.items():
         if isinstance(value, float):
-            print(f"teacher few-shot {name}: {value:.4f}")
+            print(f"teacher few-shot {name}: {value:.4f} (first {result.teacher_eval['n']} rows)")
     print(f"student: {result.student}")
     print(f"report: {result.report}")
     return 0

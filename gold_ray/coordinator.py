@@ -178,7 +178,7 @@ class Coordinator:
         cfg, path = self.config, self.config.eval_path()
         if path is None or not path.exists() or not cfg.task.eval.teacher or self.run_dir.teacher_eval():
             return
-        examples = read_eval_file(path, cfg.task, cfg.task.eval.limit)
+        examples = read_eval_file(path, cfg.task, cfg.task.eval.teacher_limit or cfg.task.eval.limit)
         self.log(f"teacher few-shot baseline on {len(examples)} rows of {path.name} ...")
         started = time.perf_counter()
         answers = pool.answer([ex.fields for ex in examples], progress=self.handle)

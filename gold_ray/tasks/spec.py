@@ -78,6 +78,12 @@ class EvalSpec(Strict):
         description="also score the teacher's few-shot answers on this file, once per run, through the "
         "running generator pool (the baseline the student should beat)",
     )
+    teacher_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="score the teacher on the first N rows only (default: as `limit`); an LLM answer "
+        "costs far more than a student's",
+    )
     target: str = Field(
         default="label",
         description="key holding the gold label (classification), answer list (QA) or number (math)",

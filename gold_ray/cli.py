@@ -87,7 +87,7 @@ def cmd_eval_teacher(args: argparse.Namespace) -> int:
 
 def _add_eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", help="labelled JSONL file (default: the config's task.eval.file)")
-    parser.add_argument("--limit", type=int, help="evaluate the first N examples only")
+    parser.add_argument("--limit", type=int, help="evaluate the first N examples only (default: the config's task.eval.limit)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -153,7 +153,7 @@ def evaluate_student(
         checkpoint: a student directory or a run directory.
         config: the run config (task, student lengths).
         file: the JSONL file; default the config's ``task.eval.file``.
-        limit: evaluate the first ``limit`` examples only.
+        limit: evaluate the first ``limit`` examples only (default: ``task.eval.limit``, as a run does).
     Returns:
         A flat dict: the metrics (floats), ``n`` (examples), ``file``, ``checkpoint``,
         ``seconds`` (str, so that metric plots skip it: it is not a metric).
@@ -162,6 +162,8 @@ def evaluate_student(
 
     started = time.time()
     path = eval_file(config, file)
+    if limit is None and config.task.eval is not None:
+        limit = config.task.eval.limit
     examples = read_eval_file(path, config.task, limit)
     student_dir = resolve_student_dir(checkpoint)
     student = load_student(config, student_dir)

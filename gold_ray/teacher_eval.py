@@ -28,7 +28,8 @@ MAX_ANSWER_TOKENS = 48
 def evaluate_teacher(
     config: GoldConfig, file: str | os.PathLike[str] | None = None, limit: int | None = None
 ) -> dict[str, Any]:
-    """Few-shot score of ``config.teacher`` on the file (default ``task.eval.file``), with an
+    """Few-shot score of ``config.teacher`` on the file (default ``task.eval.file``; ``limit``
+    default ``task.eval.teacher_limit``, else ``task.eval.limit``), with an
     offline vLLM engine in this process (``gold-ray eval-teacher``; a run uses its pool instead).
 
     Shots: the first ``generation.few_shot`` examples of the task config (written for it),
@@ -43,6 +44,8 @@ def evaluate_teacher(
     started = time.time()
     task, teacher = config.task, config.teacher
     path = eval_file(config, file)
+    if limit is None and task.eval is not None:  # as a run scores its teacher baseline
+        limit = task.eval.teacher_limit or task.eval.limit
     examples = read_eval_file(path, task, limit)
     on_gpu = torch.cuda.is_available()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(config.generator.kv_cache_gib))))

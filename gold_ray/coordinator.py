@@ -5,7 +5,7 @@ Per round r:
   2. energy noise filter: drop the highest-energy fraction of each round's samples under the
      current student, then train the student on everything kept (a Ray Train job)
   3. generate an OOD validation batch (prompts show current training samples, ask for
-     significantly different ones)
+     significantly different ones); it needs no student, so it runs during step 2
   4. score it with the new student (energy), and the round's training batch too (for the report)
   5. select the feedback F(r) with the configured policy; evaluate the student if an eval
      file is configured; publish the round atomically.
@@ -118,6 +118,13 @@ class Coordinator:
         self.log(f"[round {r}] generated {gen.accepted} training samples ({_fmt_counts(gen.rejected)} rejected), "
                  f"{gen.tokens / max(gen.seconds, 1e-9):.0f} tokens/s")
 
+        # The OOD validation prompts depend on this round's training samples, not on the new
+        # student: the teacher writes them while the student trains (same prompts and seeds, so
+        # the same samples as after training; the teacher no longer idles through the fit).
+        context = _pick(train_rows, CONTEXT_SAMPLES, self.rng)
+        pending_val = pool.submit(r, "validation", cfg.generation.validation_per_round, [], feedback_round,
+                                  context_samples=context, progress=self.handle)
+
         with timings.phase("noise_filter"):
             kept_refs, dropped = self._noise_filter(state, scorer, filter_noise)
         write_jsonl(partial / "filtered.jsonl", [{"id": i} for i in sorted(dropped)])
@@ -128,10 +135,8 @@ class Coordinator:
         state["student"] = str(partial / "student")
         scorer.load(result.checkpoint_dir)
 
-        with timings.phase("generate_validation"):
-            context = _pick(train_rows, CONTEXT_SAMPLES, self.rng)
-            val = pool.generate(r, "validation", cfg.generation.validation_per_round, [], feedback_round,
-                                context_samples=context, progress=self.handle)
+        with timings.phase("generate_validation"):  # what is left of it after training
+            val = pending_val.result()
             val_rows: list[Sample] = ray.get(val.samples_ref)
         write_jsonl(partial / "validation.jsonl", val_rows)
         write_jsonl(partial / "prompts.jsonl", _prompt_rows(gen.prompts, "train") + _prompt_rows(val.prompts, "validation"))
@@ -158,6 +163,10 @@ class Coordinator:
             "tokens_per_s": round((gen.tokens + val.tokens) / max(gen.seconds + val.seconds, 1e-9), 2),
             "train_loss": result.loss,
             "train_samples": result.samples,
+            "train_breakdown_s": {"startup": round(result.seconds_startup, 1),
+                                  "loop": round(result.seconds_training, 1),
+                                  "export": round(result.seconds_export, 1)},
+            "validation_batch_s": round(val.seconds, 1),  # its own time, mostly hidden behind training
             "filtered": len(dropped),
             "feedback_ids": [s["id"] for s in state["feedback"]],
             "energy_quantiles": _quantiles(val_energy),

@@ -297,6 +297,30 @@ class GenerationResult:
     errors: list[str] = field(default_factory=list)  # the first failures, where requests failed
 
 
+@dataclass
+class PendingBatch:
+    """A batch in flight (:meth:`GeneratorPool.submit`); :meth:`result` waits for its counts."""
+
+    samples_ref: Any
+    stats_ref: Any
+    prompts: dict[str, list[str]]
+
+    def result(self) -> GenerationResult:
+        import ray
+
+        stats = ray.get(self.stats_ref)
+        return GenerationResult(
+            samples_ref=self.samples_ref,
+            accepted=stats["accepted"],
+            rejected=stats["rejected"],
+            tokens=stats["tokens"],
+            seconds=stats["seconds"],
+            prompts=self.prompts,
+            retries=stats["retries"],
+            errors=stats["errors"],
+        )
+
+
 class GeneratorPool:
     """Client of the teacher deployment. ``start`` deploys it or attaches to a matching one."""
 
@@ -381,26 +405,29 @@ class GeneratorPool:
         """Generate a batch; the samples stay in the object store (``samples_ref``).
         ``progress``: an actor handle whose ``progress_tick(label, done, total, accepted, tokens,
         seconds)`` is called a few times while the batch runs (the coordinator's log)."""
+        return self.submit(round_index, kind, count, feedback, feedback_round, context_samples, progress).result()
+
+    def submit(
+        self,
+        round_index: int,
+        kind: SampleKind,
+        count: int,
+        feedback: list[Sample],
+        feedback_round: int,
+        context_samples: list[Sample] | None = None,
+        progress: Any = None,
+    ) -> PendingBatch:
+        """Start a batch and return at once (:meth:`generate` without the wait), so that the
+        caller can do other work, e.g. train, while the teacher generates."""
         import ray
 
         requests = self.plan(round_index, kind, count, feedback, feedback_round, context_samples)
-        start = time.perf_counter()
         task = ray.remote(_run_batch).options(num_cpus=0, num_returns=2, max_retries=0)
         samples_ref, stats_ref = task.remote(
             self.app_name, requests, self.config.model_dump(mode="json"), self.config.generator.max_retries,
             Ticker(progress, f"round {round_index} {kind}", len(requests)),
         )
-        stats = ray.get(stats_ref)
-        return GenerationResult(
-            samples_ref=samples_ref,
-            accepted=stats["accepted"],
-            rejected=stats["rejected"],
-            tokens=stats["tokens"],
-            seconds=time.perf_counter() - start,
-            prompts={r["prompt_id"]: r["feedback_ids"] for r in requests},
-            retries=stats["retries"],
-            errors=stats["errors"],
-        )
+        return PendingBatch(samples_ref, stats_ref, {r["prompt_id"]: r["feedback_ids"] for r in requests})
 
     def stream(
         self,
@@ -572,7 +599,9 @@ def _run_batch(
         return results
 
     config = validate_config(config_data)
+    start = time.perf_counter()
     results = sorted(asyncio.run(drain()), key=lambda r: r["index"])
+    seconds = time.perf_counter() - start  # the batch's own time, however late the caller asks
     deduper = Deduper(config.generation.near_duplicate_threshold)
     results = [_dedup_one(r, deduper, config) for r in results]
     samples = [r["sample"] for r in results if r["sample"] is not None]
@@ -580,6 +609,7 @@ def _run_batch(
         "accepted": len(samples),
         "rejected": dict(Counter(r["reason"] for r in results if r["sample"] is None)),
         "tokens": sum(r["tokens"] for r in results),
+        "seconds": seconds,
         "retries": sum(r.get("attempts", 1) - 1 for r in results),
         "errors": [r["detail"] for r in results if r["reason"] == REQUEST_FAILED][:3],
     }

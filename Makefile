@@ -12,6 +12,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gold_ray-installed
 CONFIG ?= configs/sst2.yaml
+# A new run directory per `make run` (a directory holding a run is refused without --resume).
+RUN_DIR ?= runs/$(basename $(notdir $(CONFIG)))-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE := 1
@@ -33,7 +35,7 @@ $(STAMP): pyproject.toml Makefile
 
 run: install
 	$(BIN)/gold-ray prepare-models
-	$(BIN)/gold-ray run $(CONFIG)
+	$(BIN)/gold-ray run $(CONFIG) --out $(RUN_DIR)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -93,6 +93,9 @@ class Coordinator:
             self.log(f"all {cfg.run.rounds} rounds already complete in {self.run_dir.root}")
             return self._summary()
         self.log(f"run directory {self.run_dir.root}; starting at round {start} of {cfg.run.rounds}")
+        if cfg.eval_path() is not None and not cfg.eval_path().exists():
+            # e.g. a relative path that leaves the repository does not travel with a job's --working-dir
+            self.log(f"eval file {cfg.eval_path()} not found on this node; the student is not evaluated")
         if self.mirror is not None:
             self.mirror.push_header(self.run_dir.root)
         state = self._restore(start)

@@ -53,7 +53,10 @@ def format_summary(s: dict[str, Any]) -> str:
     acc, rej = s["samples"]["accepted"], s["samples"]["rejected"]
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(rej["by_reason"].items(), key=lambda kv: -kv[1]))
     phases = ", ".join(f"{k} {v:.0f}s" for k, v in s["phase_seconds"].items())
-    evals = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in s["final_eval"].items())
+    evals = " ".join(  # the scores; the eval's paths and timing are in summary.json
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in s["final_eval"].items() if isinstance(v, int | float) and not isinstance(v, bool)
+    )
     lines = [
         "=== gold-ray run summary ===",
         f"rounds:   {s['rounds']} of {s['rounds_planned']}",

@@ -123,6 +123,7 @@ def run(
         run_dir=str(run_dir),
         student=(mirror.url("student") if mirror else str(student)) if student.is_dir() else None,
         report=(mirror.url("report.html") if mirror else str(report)) if report else None,
+        teacher_eval=done.get("teacher_eval"),
     )
     write_json(run_dir / "summary.json", summary)
     if mirror is not None:

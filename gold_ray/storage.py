@@ -13,7 +13,7 @@ included) first, ``round.json`` last. A remote round without ``round.json`` is i
 
 Remote layout = the local run directory, except the ``student`` link: at the end the latest
 student is copied to ``URI/student/`` (the export a user downloads), beside
-``metrics.jsonl``, ``summary.json``, ``report.html`` and ``report/``.
+``metrics.jsonl``, ``teacher_eval.json``, ``summary.json``, ``report.html`` and ``report/``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from gold_ray.rundir import ROUNDS, RunDir, round_name
 
 MARKER = "round.json"  # written last: a remote round is complete once it exists
 HEADER_FILES = ("config.yaml", "run.json")
+RUN_FILES = ("teacher_eval.json",)  # written once during the run; kept across resumes
 FINAL_FILES = ("metrics.jsonl", "summary.json", "report.html")
 FINAL_DIRS = ("report",)
 STAGING_ENV = "GOLD_RAY_STAGING"
@@ -129,7 +130,10 @@ class Mirror:
 
     def push_header(self, local_root: Path) -> None:
         """The run's config.yaml and run.json (once, when the run starts)."""
-        for name in HEADER_FILES:
+        self._put_files(local_root, HEADER_FILES)
+
+    def _put_files(self, local_root: Path, names: tuple[str, ...]) -> None:
+        for name in names:
             if (local_root / name).is_file():
                 self._put(local_root / name, name)
 
@@ -141,6 +145,7 @@ class Mirror:
         src = local_root / ROUNDS / name
         self._delete_dir(ROUNDS, name)  # what a cut-off upload of this round left behind
         self._put_tree(src, ROUNDS, name, skip=(MARKER,))
+        self._put_files(local_root, RUN_FILES)
         self._put(src / MARKER, ROUNDS, name, MARKER)
         if (local_root / "metrics.jsonl").is_file():
             self._put(local_root / "metrics.jsonl", "metrics.jsonl")
@@ -154,9 +159,7 @@ class Mirror:
         if student.is_dir():
             self._delete_dir("student")
             self._put_tree(student.resolve(), "student")
-        for name in FINAL_FILES:
-            if (local_root / name).is_file():
-                self._put(local_root / name, name)
+        self._put_files(local_root, RUN_FILES + FINAL_FILES)
         for name in FINAL_DIRS:
             if (local_root / name).is_dir():
                 self._delete_dir(name)
@@ -184,7 +187,7 @@ class Mirror:
         import pyarrow.fs as pafs
 
         local_root.mkdir(parents=True, exist_ok=False)
-        for name in HEADER_FILES:
+        for name in HEADER_FILES + RUN_FILES:
             if self._exists(name):
                 pafs.copy_files(self._remote(name), str(local_root / name),
                                 source_filesystem=self.fs, destination_filesystem=self.local_fs)

@@ -16,6 +16,7 @@ def job_summary(
     run_dir: str,
     student: str | None,
     report: str | None,
+    teacher_eval: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``metrics``: the complete rounds' round.json dicts, in order. ``wall_seconds``: this
     invocation (a resumed run's earlier rounds are in ``phase_seconds``, not here)."""
@@ -41,6 +42,7 @@ def job_summary(
         "phase_seconds": phases,
         "phase_seconds_total": round(sum(phases.values()), 3),
         "final_eval": metrics[-1].get("eval", {}) if metrics else {},
+        "teacher_eval": teacher_eval or {},
         "output": output,
         "run_dir": run_dir,
         "student": student,
@@ -53,10 +55,7 @@ def format_summary(s: dict[str, Any]) -> str:
     acc, rej = s["samples"]["accepted"], s["samples"]["rejected"]
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(rej["by_reason"].items(), key=lambda kv: -kv[1]))
     phases = ", ".join(f"{k} {v:.0f}s" for k, v in s["phase_seconds"].items())
-    evals = " ".join(  # the scores; the eval's paths and timing are in summary.json
-        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-        for k, v in s["final_eval"].items() if isinstance(v, int | float) and not isinstance(v, bool)
-    )
+    evals, teacher = _scores(s["final_eval"]), _scores(s.get("teacher_eval", {}))
     lines = [
         "=== gold-ray run summary ===",
         f"rounds:   {s['rounds']} of {s['rounds_planned']}",
@@ -65,8 +64,15 @@ def format_summary(s: dict[str, Any]) -> str:
         f"time:     {s['wall_seconds']:.0f}s wall in this job; rounds' phases {s['phase_seconds_total']:.0f}s"
         f"{f' ({phases})' if phases else ''}",
         f"eval:     {evals or 'none (no task.eval file)'}",
+        *([f"teacher:  {teacher} (few-shot baseline)"] if teacher else []),
         f"run:      {s['output']}" + (f" (staged in {s['run_dir']})" if s["output"] != s["run_dir"] else ""),
         f"student:  {s['student'] or 'none'}",
         f"report:   {s['report'] or 'none'}",
     ]
     return "\n".join(lines)
+
+
+def _scores(result: dict[str, Any]) -> str:
+    """The numbers of an eval result; its paths and timing stay in summary.json."""
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool))

@@ -46,6 +46,7 @@ TINY = [
     "training.batch_size=4",
     "feedback.k=1",
     "task.eval.limit=16",
+    "task.eval.teacher=false",  # the teacher baseline's mirroring is tested in test_storage.py
     # The job runs in Ray's copy of --working-dir: a path relative to the config that leaves
     # the repository (../../shared/...) does not travel with it.
     f"task.eval.file={EVAL_FILE}",

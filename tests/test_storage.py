@@ -84,6 +84,7 @@ def test_resume_downloads_complete_rounds_only(local_run, tmp_path):
     store = tmp_path / "store"
     mirror = Mirror(f"file://{store}")
     mirror.push_header(local_run.root)
+    write_json(local_run.root / "teacher_eval.json", {"accuracy": 0.51, "n": 32})  # once, before round 0
     for r in (0, 1):
         publish(local_run, r, bytes([65 + r]))
         mirror.push_round(local_run.root, r)
@@ -105,6 +106,7 @@ def test_resume_downloads_complete_rounds_only(local_run, tmp_path):
     assert run.student_dir.is_symlink() and run.latest_student() == run.round_dir(1) / "student"
     assert [m["round"] for m in read_jsonl(staging / "metrics.jsonl")] == [0, 1]
     assert run.read_round(0, "train") == local_run.read_round(0, "train")
+    assert run.teacher_eval() == {"accuracy": 0.51, "n": 32}  # not asked of the teacher again
 
     assert not run.round_dir(2).exists()
 
@@ -150,7 +152,7 @@ def test_summary_totals_rounds_and_phases():
          "filtered": 1, "timings": {"generate_train": 9.0, "train": 21.5, "eval": 3.0}, "eval": {"accuracy": 0.7}},
     ]
     s = job_summary(metrics, 70.4, rounds_planned=2, output="s3://b/x", run_dir="/tmp/st", student="s3://b/x/student",
-                    report=None)
+                    report=None, teacher_eval={"accuracy": 0.51, "n": 300, "file": "/data/v.jsonl", "seconds": "9.1"})
     assert s["samples"]["accepted"] == {"train": 15, "validation": 7, "total": 22}
     assert s["samples"]["rejected"] == {"total": 4, "by_reason": {"invalid_json": 3, "too_long": 1}}
     assert s["samples"]["filtered"] == 1 and s["final_eval"] == {"accuracy": 0.7}
@@ -158,3 +160,4 @@ def test_summary_totals_rounds_and_phases():
     text = format_summary(s)
     assert "rounds:   2 of 2" in text and "accuracy=0.7000" in text and "staged in /tmp/st" in text
     assert "invalid_json 3" in text and "student:  s3://b/x/student" in text
+    assert "teacher:  accuracy=0.5100 n=300 (few-shot baseline)" in text and "v.jsonl" not in text

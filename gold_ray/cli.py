@@ -48,14 +48,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides) + ([f"run.out_dir={args.out}"] if args.out else [])
     config = load_config(args.config, overrides)
-    result = run(config, resume=args.resume)
+    result = run(config, resume=args.resume, staging=args.staging)
     for name, value in result.final_eval.items():
         print(f"student {name}: {value:.4f}" if isinstance(value, float) else f"student {name}: {value}")
     for name, value in result.teacher_eval.items():
         if isinstance(value, float):
             print(f"teacher few-shot {name}: {value:.4f} (first {result.teacher_eval['n']} rows)")
-    print(f"student: {result.student}")
-    print(f"report: {result.report}")
+    print(f"student: {result.summary['student']}")  # the URI's copy when --out is a URI
+    print(f"report: {result.summary['report']}")
     return 0
 
 
@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the GOLD loop (the `ray job submit` entrypoint)")
     _add_config_args(run)
-    run.add_argument("--out", help="run directory (default: run.out_dir, else runs/<task>)")
+    run.add_argument("--out", help="run directory or storage URI, e.g. s3://bucket/runs/x "
+                     "(default: run.out_dir, else runs/<task>)")
+    run.add_argument("--staging", help="with a URI --out: the local folder to stage the run in "
+                     "(default: $GOLD_RAY_STAGING, else the system temp dir)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete round")
     run.set_defaults(func=cmd_run)
 

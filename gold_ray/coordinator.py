@@ -27,7 +27,7 @@ import ray
 from gold_ray.config import GoldConfig, validate_config
 from gold_ray.core.feedback import select_feedback
 from gold_ray.core.samples import Sample
-from gold_ray.rundir import TEACHER_EVAL, RunDir, write_json, write_jsonl
+from gold_ray.rundir import TEACHER_EVAL, RunDir, round_name, write_json, write_jsonl
 
 CONTEXT_SAMPLES = 6  # training samples shown to the teacher when it is asked for OOD ones
 
@@ -61,9 +61,14 @@ class Timings(dict):
 class Coordinator:
     """Drives the rounds. Created as a Ray actor by :func:`gold_ray.runner.run`."""
 
-    def __init__(self, config_data: dict[str, Any], run_dir: str, resume: bool):
+    def __init__(self, config_data: dict[str, Any], run_dir: str, resume: bool, mirror_uri: str | None = None):
+        from gold_ray.storage import Mirror
+
         self.config: GoldConfig = validate_config(config_data)
         self.run_dir = RunDir(run_dir)
+        # Rounds are mirrored here, right after each publish and before the next round can
+        # drop the previous student, so an upload never races the run directory.
+        self.mirror = Mirror(mirror_uri) if mirror_uri else None
         self.resume = resume
         self.log = RoundLog()
         self.rng = np.random.default_rng(self.config.run.seed)
@@ -88,6 +93,11 @@ class Coordinator:
             self.log(f"all {cfg.run.rounds} rounds already complete in {self.run_dir.root}")
             return self._summary()
         self.log(f"run directory {self.run_dir.root}; starting at round {start} of {cfg.run.rounds}")
+        if cfg.eval_path() is not None and not cfg.eval_path().exists():
+            # e.g. a relative path that leaves the repository does not travel with a job's --working-dir
+            self.log(f"eval file {cfg.eval_path()} not found on this node; the student is not evaluated")
+        if self.mirror is not None:
+            self.mirror.push_header(self.run_dir.root)
         state = self._restore(start)
         pool = GeneratorPool.start(cfg)
         scorer = ScorerPool(cfg)
@@ -177,6 +187,9 @@ class Coordinator:
         self.run_dir.publish_round(r)
         state["student"] = str(self.run_dir.round_dir(r) / "student")
         self.log(_round_line(metrics))
+        if self.mirror is not None:
+            seconds = self.mirror.push_round(self.run_dir.root, r)
+            self.log(f"[round {r}] uploaded to {self.mirror.url('rounds', round_name(r))} in {seconds:.1f}s")
 
     def _teacher_baseline(self, pool: Any) -> None:
         """The teacher's few-shot score on the eval file, once per run (kept across resumes),

@@ -176,15 +176,22 @@ class RunDir:
         path = self.round_dir(rounds[-1]) / "student"
         return path if path.is_dir() else None
 
-    def _promote_student(self, round_index: int) -> None:
-        """Point RUN_DIR/student at this round's student and drop the previous round's copy
-        (students are large; only the latest is needed to resume)."""
+    def link_student(self, round_index: int) -> bool:
+        """Point RUN_DIR/student at a round's student (an atomic swap of the link);
+        False if that round has none."""
         if not (self.round_dir(round_index) / "student").is_dir():
-            return
+            return False
         link = self.root / ".student.link"
         link.unlink(missing_ok=True)
         link.symlink_to(Path(ROUNDS) / round_name(round_index) / "student")
         os.replace(link, self.student_dir)
+        return True
+
+    def _promote_student(self, round_index: int) -> None:
+        """Point RUN_DIR/student at this round's student and drop the previous round's copy
+        (students are large; only the latest is needed to resume)."""
+        if not self.link_student(round_index):
+            return
         if round_index > 0:
             shutil.rmtree(self.round_dir(round_index - 1) / "student", ignore_errors=True)
 

@@ -1,8 +1,13 @@
 """`gold_ray.run(config) -> RunResult`: the Python API behind `gold-ray run`.
 
-Connects to Ray (RAY_ADDRESS or `ray.address`, else a local Ray with the configured logical
-CPUs; a cluster's existing Ray is never replaced), starts the coordinator actor, relays its
-progress lines, and writes the report at the end.
+Connects to Ray (`ray.address`, else RAY_ADDRESS, which `ray job submit` sets for its
+entrypoint, else a cluster that `ray start` runs on this machine, else a local Ray with the
+configured logical CPUs: an existing cluster is never replaced), starts the coordinator
+actor, relays its progress lines, and at the end writes the report and the job summary.
+
+Output goes to a local run directory, or to a storage URI (``--out s3://...``): then the run
+directory is a local staging copy and each published round is mirrored to the URI
+(:mod:`gold_ray.storage`).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gold_ray import storage
 from gold_ray.config import GoldConfig
 from gold_ray.errors import UserError
-from gold_ray.rundir import RunDir
+from gold_ray.rundir import RunDir, write_json
+from gold_ray.summary import format_summary, job_summary
 
 POLL_SECONDS = 2.0
 
@@ -31,20 +38,42 @@ class RunResult:
     report: Path | None
     teacher_eval: dict[str, Any] = field(default_factory=dict)
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    output: str = ""  # the run directory, or the storage URI it was mirrored to
+    summary: dict[str, Any] = field(default_factory=dict)  # what summary.json holds
 
 
-def connect(config: GoldConfig) -> bool:
+def connect(config: GoldConfig, say: Callable[[str], None] | None = None) -> bool:
     """Attach to a running cluster, or start a local Ray. Returns True if we started it."""
     import ray
 
     if ray.is_initialized():
         return False
-    address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    address = config.ray.address or os.environ.get("RAY_ADDRESS") or _local_cluster()
     if address:
+        if address.startswith(("http://", "https://")):
+            raise UserError(
+                f"RAY_ADDRESS={address} is a dashboard URL, which `ray job submit` takes; submit "
+                f"`gold-ray run` with `ray job submit`, or set ray.address to the cluster (host:6379)"
+            )
         ray.init(address=address, log_to_driver=True)
+        if say:
+            say(f"connected to the Ray cluster at {address}")
         return False
     ray.init(num_cpus=config.ray.num_cpus, include_dashboard=False, log_to_driver=False)
     return True
+
+
+def _local_cluster() -> str | None:
+    """The address of a cluster that `ray start` runs on this machine (what a bare
+    `ray.init()` would join), or None. Without this, a run on a cluster node without
+    RAY_ADDRESS would pass num_cpus to ray.init, which Ray refuses for an existing cluster."""
+    try:
+        from ray._private import services  # no public API tells "is a `ray start` cluster up?"
+
+        address = services.find_bootstrap_address(None)
+        return address if address and address in services.find_gcs_addresses() else None
+    except Exception:  # a Ray without these helpers: behave as before (start a local Ray)
+        return None
 
 
 def run(
@@ -52,32 +81,64 @@ def run(
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: Callable[[str], None] | None = None,
+    staging: str | Path | None = None,
 ) -> RunResult:
-    """Run (or resume) the GOLD loop described by ``config``; block until it ends."""
+    """Run (or resume) the GOLD loop described by ``config``; block until it ends.
+
+    ``out_dir`` (default ``run.out_dir``, else runs/<task>): a local directory or a storage
+    URI. For a URI the run is staged under ``staging`` (default $GOLD_RAY_STAGING, else the
+    system temp dir) and mirrored; ``resume`` first downloads the run from the URI.
+    """
     import ray
 
     from gold_ray.coordinator import coordinator_actor
     from gold_ray.report import write_report
 
+    start = time.monotonic()
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    run_dir = Path(out_dir or config.out_dir).resolve()
+    target = str(out_dir or config.run.out_dir or config.out_dir)
+    mirror = storage.Mirror(target) if storage.is_uri(target) else None
+    if mirror is not None:
+        run_dir = storage.prepare_staging(mirror, config.to_yaml(), resume, staging)
+        say(f"output {mirror.uri}; staging in {run_dir}")
+    else:
+        run_dir = Path(target).resolve()
     RunDir(run_dir).check_can_open(config.to_yaml(), resume)  # fail before any actor starts
-    started_ray = connect(config)
+    started_ray = connect(config, say)
     try:
-        coordinator = coordinator_actor(config).remote(config.model_dump(mode="json"), str(run_dir), resume)
-        summary = _follow(coordinator, coordinator.run.remote(), say)
-        report = write_report(run_dir) if summary["rounds"] else None
+        coordinator = coordinator_actor(config).remote(
+            config.model_dump(mode="json"), str(run_dir), resume, mirror.uri if mirror else None
+        )
+        done = _follow(coordinator, coordinator.run.remote(), say)
+        report = write_report(run_dir) if done["rounds"] else None
     finally:
         if started_ray:
             _stop_local(ray)
+    student = Path(done["student"])
+    summary = job_summary(
+        done["metrics"],
+        time.monotonic() - start,
+        rounds_planned=config.run.rounds,
+        output=mirror.uri if mirror else str(run_dir),
+        run_dir=str(run_dir),
+        student=(mirror.url("student") if mirror else str(student)) if student.is_dir() else None,
+        report=(mirror.url("report.html") if mirror else str(report)) if report else None,
+        teacher_eval=done.get("teacher_eval"),
+    )
+    write_json(run_dir / "summary.json", summary)
+    if mirror is not None:
+        mirror.push_final(run_dir)
+    say(format_summary(summary))
     return RunResult(
         run_dir=run_dir,
-        rounds=summary["rounds"],
-        student=Path(summary["student"]),
-        final_eval=summary["final_eval"],
+        rounds=done["rounds"],
+        student=student,
+        final_eval=done["final_eval"],
         report=report,
-        metrics=summary["metrics"],
-        teacher_eval=summary.get("teacher_eval", {}),
+        metrics=done["metrics"],
+        teacher_eval=done.get("teacher_eval", {}),
+        output=summary["output"],
+        summary=summary,
     )
 
 

@@ -156,7 +156,20 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         _report_epoch(student, epoch, epoch_losses, int(totals[1]), rank)
 
     return {"epoch_losses": epoch_losses, "samples": int(totals[1]), "loop_started": started,
-            "seconds_loop": time.time() - started}
+            "seconds_loop": time.time() - started, "worker_nodes": _worker_nodes()}
+
+
+def _worker_nodes() -> list[str]:
+    """The Ray node id of every worker, by rank: where training.resources_per_worker put them
+    (a cluster's placement is checked from here; rank 0's return value is the fit's)."""
+    import torch.distributed as dist
+
+    node = ray.get_runtime_context().get_node_id()
+    if not dist.is_initialized():
+        return [node]
+    nodes: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(nodes, node)
+    return nodes
 
 
 def _rows(batch: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -259,7 +272,8 @@ def train_student(
         seconds_training=float(summary.get("seconds_loop", math.nan)),
         seconds_export=t_end - t_export,
         workers=training.workers,
-        extra={"seconds_dataset": t_fit - t0, "init_checkpoint": str(init_checkpoint) if init_checkpoint else None},
+        extra={"seconds_dataset": t_fit - t0, "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
+               "worker_nodes": list(summary.get("worker_nodes", []))},
     )
 
 

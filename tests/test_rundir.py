@@ -1,7 +1,11 @@
 """Run directory: atomic rounds, resume bookkeeping, refusal of foreign directories, the report."""
 
+from pathlib import Path
+
 import pytest
 
+from gold_ray import runner
+from gold_ray.cli import main
 from gold_ray.errors import UserError
 from gold_ray.report import write_report
 from gold_ray.rundir import RunDir, read_jsonl, write_json, write_jsonl
@@ -103,3 +107,19 @@ def test_report_shows_the_teacher_baseline(tmp_path):
     assert "teacher few-shot baseline: accuracy=0.5123, macro_f1=0.4000 on 872 rows" in html
     plot = (run.root / "report" / "eval_metric.svg").read_text()
     assert "teacher accuracy" in plot and plot.count("<polyline") == 2  # student and teacher lines
+
+
+def test_cli_run_refuses_a_directory_holding_another_run_before_starting_ray(tmp_path, capsys, monkeypatch):
+    def no_ray(config):
+        raise AssertionError("Ray was started for a run that must be refused")
+
+    monkeypatch.setattr(runner, "connect", no_ray)
+    out = tmp_path / "run"
+    RunDir(out).open("task: another run\n", resume=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    sst2 = str(Path(__file__).resolve().parents[1] / "configs/sst2.yaml")
+    assert main(["run", sst2, "--out", str(out)]) == 2
+    assert main(["run", sst2, "--out", str(out), "--resume"]) == 2  # --resume, but not this run's config
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "already holds a run" in err[0] and "different config" in err[1]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched

@@ -10,10 +10,16 @@ per ``scorer.batch_size`` samples.
 and puts the results back in order; padding is masked, so the split does not change a
 score beyond float noise. Passed an ObjectRef, each replica reads the list from the
 object store itself: the batch never passes through the caller.
+
+A scorer actor that dies (killed, out of memory, a crash) is restarted by Ray up to
+``MAX_RESTARTS`` times. Its constructor then re-runs with the pool's *first* checkpoint, so
+the pool puts the current student back (``load``) before it resends the call that failed;
+scoring and loading are idempotent, so a resent call cannot change a result.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,9 @@ from gold_ray.core.samples import Sample
 from gold_ray.core.text import student_row
 
 Score = dict[str, Any]  # {"id", "energy", "predicted", "loss"}
+MAX_RESTARTS = 3  # restarts of one scorer actor before its calls fail for good
+RESTART_TIMEOUT_S = 300.0  # longest wait for a restarted actor (it reloads a model)
+RETRY_WAIT_S = 1.0
 
 
 class StudentScorer:
@@ -111,26 +120,54 @@ class ScorerPool:
     def __init__(self, config: GoldConfig, checkpoint_dir: str | Path | None = None, replicas: int | None = None):
         section = config.scorer
         self.replicas = replicas or section.replicas
-        options: dict[str, Any] = {"num_cpus": section.num_cpus, "num_gpus": section.num_gpus}
+        options: dict[str, Any] = {"num_cpus": section.num_cpus, "num_gpus": section.num_gpus,
+                                   "max_restarts": MAX_RESTARTS}
         if section.resources:
             options["resources"] = dict(section.resources)
         config_json = config.model_dump_json()
-        ckpt = str(checkpoint_dir) if checkpoint_dir else None
-        self.actors = [ScorerActor.options(**options).remote(config_json, ckpt) for _ in range(self.replicas)]
+        self.checkpoint = str(checkpoint_dir) if checkpoint_dir else None  # what every replica holds
+        self.resends = 0  # calls resent after an actor restart (tests read it)
+        self.actors = [ScorerActor.options(**options).remote(config_json, self.checkpoint)
+                       for _ in range(self.replicas)]
 
     def load(self, checkpoint_dir: str | Path | None) -> None:
         """Every replica swaps to ``checkpoint_dir``; returns when all have."""
-        ray.get([actor.load.remote(str(checkpoint_dir) if checkpoint_dir else None) for actor in self.actors])
+        self.checkpoint = str(checkpoint_dir) if checkpoint_dir else None
+        refs = [actor.load.remote(self.checkpoint) for actor in self.actors]
+        for index, ref in enumerate(refs):
+            self._get(index, ref, "load", ())
 
     def score(self, samples: Sequence[Sample] | ray.ObjectRef) -> list[Score]:
         """Scores in input order, one per sample."""
         if not isinstance(samples, ray.ObjectRef):
             samples = ray.put(list(samples))  # each replica then reads only the store's copy
         n = len(self.actors)
-        parts = ray.get([actor.score.remote(samples, i, n) for i, actor in enumerate(self.actors)])
+        refs = [actor.score.remote(samples, i, n) for i, actor in enumerate(self.actors)]  # all run at once
+        parts = [self._get(i, ref, "score", (samples, i, n)) for i, ref in enumerate(refs)]
         return [score for part in parts for score in part]
+
+    def _get(self, index: int, ref: ray.ObjectRef | None, method: str, args: tuple[Any, ...]) -> Any:
+        """``ray.get(ref)``; while actor ``index`` is being restarted, wait, reload the current
+        student into it and resend ``method(*args)``. A dead actor (restarts used up) raises
+        ``ActorDiedError``; so does a restart that takes longer than ``RESTART_TIMEOUT_S``."""
+        actor = self.actors[index]
+        deadline = time.monotonic() + RESTART_TIMEOUT_S
+        while True:
+            try:
+                if ref is None:  # resend: the restarted constructor loaded the first checkpoint
+                    ref = actor.load.remote(self.checkpoint)
+                    if method != "load":
+                        ray.get(ref)
+                        ref = getattr(actor, method).remote(*args)
+                return ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:  # restarting; died for good: ActorDiedError
+                if time.monotonic() > deadline:
+                    raise
+                self.resends += 1
+                ref = None
+                time.sleep(RETRY_WAIT_S)
 
     def shutdown(self) -> None:
         for actor in self.actors:
-            ray.kill(actor)
+            ray.kill(actor)  # no_restart=True: a shut-down pool stays down
         self.actors = []

@@ -155,8 +155,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         epoch_losses.append(float(totals[0] / max(totals[1], 1)))
         _report_epoch(student, epoch, epoch_losses, int(totals[1]), rank)
 
+    # start_epoch > 0: this worker group is a restart that resumed from an epoch checkpoint.
     return {"epoch_losses": epoch_losses, "samples": int(totals[1]), "loop_started": started,
-            "seconds_loop": time.time() - started, "worker_nodes": _worker_nodes()}
+            "seconds_loop": time.time() - started, "worker_nodes": _worker_nodes(),
+            "start_epoch": start_epoch}
 
 
 def _worker_nodes() -> list[str]:
@@ -273,7 +275,8 @@ def train_student(
         seconds_export=t_end - t_export,
         workers=training.workers,
         extra={"seconds_dataset": t_fit - t0, "init_checkpoint": str(init_checkpoint) if init_checkpoint else None,
-               "worker_nodes": list(summary.get("worker_nodes", []))},
+               "worker_nodes": list(summary.get("worker_nodes", [])),
+               "resumed_at_epoch": int(summary.get("start_epoch", 0))},
     )
 
 

@@ -1,7 +1,14 @@
 """Ray tier: the student trained with Ray Train on separable samples, its export, the
-scorer actors, and `gold-ray eval` on the real test sets."""
+scorer actors, and `gold-ray eval` on the real test sets.
+
+Faults ride on the same fit and scorer (a fit and a model load cost tens of seconds here): a
+Train worker is SIGKILLed during the shared fit, and a scorer actor is killed twice."""
 
 import itertools
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -47,16 +54,60 @@ def sst2_config():
                                                     "training.workers=2", "training.noise_filter=0.1"])
 
 
+def live_actor_pids(class_name: str) -> list[int]:
+    """PIDs of this test run's live actors of ``class_name``, read from the GCS (``ray.util.state``
+    needs the dashboard, which the shared local Ray runs without). Only processes under this
+    one are returned: never another Ray session's on a shared machine."""
+    import psutil
+    from ray._private import state
+
+    ours = {p.pid for p in psutil.Process().children(recursive=True)}
+    return [a["Pid"] for a in state.actors(actor_state_name="ALIVE").values()
+            if a["ActorClassName"] == class_name and a["Pid"] in ours]
+
+
+class TrainWorkerKiller(threading.Thread):
+    """SIGKILLs one Ray Train worker process once the fit's first checkpoint is registered
+    (Ray Train writes its checkpoint-manager snapshot then), as the OOM killer or a lost node
+    would. ``killed``: the pid it killed, or None."""
+
+    def __init__(self, storage: Path, timeout_s: float = 240.0):
+        super().__init__(name="train-worker-killer", daemon=True)
+        self.storage, self.timeout_s = storage, timeout_s
+        self.killed: int | None = None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while not list(self.storage.glob("*/checkpoint_manager_snapshot.json")):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+        pids = live_actor_pids("RayTrainWorker")
+        if pids:
+            os.kill(pids[-1], signal.SIGKILL)
+            self.killed = pids[-1]
+
+
 @pytest.fixture(scope="module")
-def trained(ray_local, sst2_config, tmp_path_factory):
+def train_killer(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student") / "student"
+    return TrainWorkerKiller(out.parent / "train"), out  # train_student's default storage_path
+
+
+@pytest.fixture(scope="module")
+def trained(ray_local, sst2_config, train_killer):
+    """The shared student, trained while one of its 2 workers is killed after epoch 0's
+    checkpoint (max_failures=1): every test below also checks that a resumed fit is sound."""
     from gold_ray.trainer import train_student
 
     samples = separable_samples()
     # Two refs, as the coordinator holds them: the dataset is built in the cluster.
     refs = [ray_local.put(samples[::2]), ray_local.put(samples[1::2])]
-    out = tmp_path_factory.mktemp("student") / "student"
+    killer, out = train_killer
+    killer.start()
     result = train_student(sst2_config, refs, None, out)
-    print("train:", result.to_dict())
+    killer.join(timeout=5)
+    print("train:", result.to_dict(), "killed:", killer.killed)
     return result, samples
 
 
@@ -85,6 +136,52 @@ def test_trained_student_separates_the_samples_and_exports(trained):
     accuracy = sum(p == s["label"] for p, s in zip(predicted, samples, strict=True)) / len(samples)
     print("accuracy on its training samples:", accuracy)
     assert accuracy >= 0.9, accuracy
+
+
+@pytest.mark.timeout(300)
+def test_fit_resumes_from_its_checkpoint_after_a_train_worker_is_killed(trained, train_killer, sst2_config):
+    result, _ = trained
+    killer, _ = train_killer
+    assert sst2_config.training.max_failures >= 1
+    assert killer.killed is not None, "no Train worker was killed"
+    # The restarted worker group began after a checkpointed epoch, not from scratch...
+    assert 1 <= result.extra["resumed_at_epoch"] < sst2_config.training.epochs, result.extra
+    # ...and still reports one loss per epoch, the earlier ones restored from the checkpoint.
+    assert len(result.epoch_losses) == sst2_config.training.epochs and result.samples == 128
+
+
+@pytest.mark.timeout(300)
+def test_scorer_survives_its_actor_being_killed_between_and_during_calls(ray_local, trained, sst2_config,
+                                                                         scorer_one):
+    from gold_ray.scorer import ScorerPool
+
+    result, samples = trained
+    batch = samples + [dict(samples[0], id=f"long-{i}", fields={"text": " ".join(UNRELATED)}) for i in range(16)]
+    ref = ray_local.put(batch)
+    expected = scorer_one.score(ref)  # the first call also waits for the actor's model load
+    started = time.monotonic()
+    assert scorer_one.score(ref) == expected
+    seconds = time.monotonic() - started  # one warm scoring pass
+    # Started on the base model: a restarted actor re-runs its constructor with it, so equal
+    # scores below mean the pool reloaded the current student before resending.
+    pool = ScorerPool(sst2_config, None, replicas=1)
+    try:
+        pool.load(result.checkpoint_dir)
+        ray_local.kill(pool.actors[0], no_restart=False)  # between calls
+        between = pool.score(ref)
+        resends_between = pool.resends
+        timer = threading.Timer(seconds / 3, ray_local.kill, (pool.actors[0],), {"no_restart": False})
+        timer.start()  # during a call: a third of the way through one scoring pass
+        during = pool.score(ref)
+        timer.join()
+    finally:
+        pool.shutdown()
+    print(f"scoring pass {seconds:.2f}s; resends {resends_between} then {pool.resends}")
+    assert resends_between >= 1 and pool.resends > resends_between
+    for got in (between, during):
+        assert [s["id"] for s in got] == [s["id"] for s in batch]
+        assert [s["energy"] for s in got] == pytest.approx([s["energy"] for s in expected], abs=1e-4)
+        assert [s["predicted"] for s in got] == [s["predicted"] for s in expected]
 
 
 @pytest.mark.timeout(300)

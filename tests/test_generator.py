@@ -224,3 +224,30 @@ def test_real_pool_answers_eval_queries_with_a_label(real_pool):
     assert all(a in {"negative", "positive"} for a in answers[:-1]), answers
     result = score_teacher(cfg, cfg.eval_path(), examples, answers[:-1], 1.0)
     assert result["n"] == 16 and result["invalid"] == 0 and 0 <= result["accuracy"] <= 1
+
+
+def test_requests_failing_every_retry_are_counted_not_lost(monkeypatch):
+    """A replica that keeps failing: each request is tried 1 + max_retries times, then counted as
+    request_failed with its error kept; the batch still returns (unit: a fake Serve handle)."""
+    from ray import serve
+
+    from gold_ray import generator as G
+
+    cfg = config()
+    requests = GeneratorPool(cfg).plan(0, "train", 6, feedback=[], feedback_round=-1)
+    calls = Counter()
+
+    class Handle:
+        class generate:  # noqa: N801 - mirrors handle.generate.remote
+            @staticmethod
+            async def remote(request):
+                calls[request["id"]] += 1
+                raise RuntimeError("replica died")
+
+    monkeypatch.setattr(serve, "get_deployment_handle", lambda *a, **k: Handle)
+    monkeypatch.setattr(G, "_app_running", lambda app: True)
+    monkeypatch.setattr(G, "RETRY_BACKOFF_S", 0.0)
+    samples, stats = G._run_batch("app", requests, cfg.model_dump(mode="json"), max_retries=2)
+    assert samples == [] and stats["rejected"] == {REQUEST_FAILED: 6} and stats["retries"] == 12
+    assert set(calls.values()) == {3} and len(calls) == 6
+    assert stats["errors"] == ["RuntimeError: replica died"] * 3

@@ -36,6 +36,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from gold_ray.errors import UserError
 
 ROUNDS = "rounds"
@@ -76,6 +78,19 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def same_run_config(stored_yaml: str, config_yaml: str) -> bool:
+    """Whether two resolved configs describe the same run. ``base_dir`` (where the config file
+    was read) is left out: a run resumed from another checkout, or as a job from Ray's copy of
+    the working directory, is still the same run."""
+
+    def load(text: str) -> Any:
+        data = yaml.safe_load(text) or {}
+        data.pop("base_dir", None)
+        return data
+
+    return load(stored_yaml) == load(config_yaml)
+
+
 def round_name(round_index: int) -> str:
     return f"r{round_index:02d}"
 
@@ -110,7 +125,7 @@ class RunDir:
             raise UserError(
                 f"{self.root} already holds a run; pass --resume to continue it, or choose another --out"
             )
-        if has_run and (self.root / "config.yaml").read_text(encoding="utf-8") != config_yaml:
+        if has_run and not same_run_config((self.root / "config.yaml").read_text(encoding="utf-8"), config_yaml):
             raise UserError(
                 f"{self.root} holds a run with a different config; resume with the same config and --set "
                 f"values (see {self.root / 'config.yaml'}), or choose another --out"

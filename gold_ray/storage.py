@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from gold_ray.errors import UserError
-from gold_ray.rundir import ROUNDS, RunDir, round_name
+from gold_ray.rundir import ROUNDS, RunDir, round_name, same_run_config
 
 MARKER = "round.json"  # written last: a remote round is complete once it exists
 HEADER_FILES = ("config.yaml", "run.json")
@@ -215,7 +215,7 @@ def prepare_staging(mirror: Mirror, config_yaml: str, resume: bool, base: str | 
     has_run = mirror.has_run()
     if has_run and not resume:
         raise UserError(f"{mirror.uri} already holds a run; pass --resume to continue it, or choose another --out")
-    if has_run and mirror.read_text("config.yaml") != config_yaml:
+    if has_run and not same_run_config(mirror.read_text("config.yaml"), config_yaml):
         raise UserError(
             f"{mirror.uri} holds a run with a different config; resume with the same config and --set "
             f"values (see {mirror.url('config.yaml')}), or choose another --out"

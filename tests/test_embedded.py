@@ -1,10 +1,9 @@
 """Embedded models: prepared in a fresh cache by two processes at once, then loaded and run."""
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,43 +72,23 @@ def test_unknown_embedded_name_is_a_user_error():
         resolve_model("embedded:gpt-17")
 
 
-VLLM_ONE_SAMPLE = textwrap.dedent(
-    """
-    import json, sys
-    from vllm import LLM, SamplingParams
-    from vllm.sampling_params import StructuredOutputsParams
-
-    if __name__ == "__main__":
-        schema = json.loads(sys.argv[2])
-        # float32 and eager: this CPU emulates bf16, and torch.compile warm-up costs minutes
-        llm = LLM(model=sys.argv[1], dtype="float32", max_model_len=1024, seed=0, enforce_eager=True)
-        prompt = llm.get_tokenizer().apply_chat_template(
-            [{"role": "user", "content": "Write one positive movie review sentence as JSON."}],
-            tokenize=False, add_generation_prompt=True)
-        params = SamplingParams(max_tokens=96, temperature=0.7, seed=1,
-                                structured_outputs=StructuredOutputsParams(json=schema))
-        out = llm.generate([prompt], params)[0].outputs[0]
-        print("SAMPLE " + json.dumps({"text": out.text, "tokens": len(out.token_ids)}))
-    """
-)
-
-
 @pytest.mark.ray
 @pytest.mark.timeout(600)
-def test_vllm_cpu_generates_one_sample_with_embedded_teacher(fresh_cache, tmp_path):
-    schema = {
-        "type": "object",
-        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 200}},
-        "required": ["text"],
-        "additionalProperties": False,
-    }
-    script = tmp_path / "one_sample.py"
-    script.write_text(VLLM_ONE_SAMPLE)
-    model = fresh_cache[0] / "smollm2-135m-instruct"
-    result = subprocess.run(
-        [sys.executable, str(script), str(model), json.dumps(schema)], capture_output=True, text=True, timeout=580
+def test_prepared_teacher_answers_in_vllm_cpu_through_eval_teacher(fresh_cache):
+    """The freshly prepared teacher in vLLM's CPU engine, through `gold-ray eval-teacher` (its
+    own process: vLLM spawns workers): few-shot answers on real SST-2 rows with structured
+    choice decoding, so every answer is a label. One engine start covers both checks."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "GOLD_RAY_CACHE": str(fresh_cache[0]), "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gold_ray.cli", "eval-teacher", str(root / "configs/sst2.yaml"), "--limit", "16"],
+        capture_output=True, text=True, timeout=580, env=env,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = [ln for ln in result.stdout.splitlines() if ln.startswith("SAMPLE ")][-1]
-    sample = json.loads(line.removeprefix("SAMPLE "))
-    assert sample["tokens"] > 0 and sample["text"].lstrip().startswith("{")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    values = dict(line.split(": ", 1) for line in proc.stdout.splitlines()
+                  if line.split(": ", 1)[0] in {"accuracy", "macro_f1", "n", "too_long", "invalid", "file", "teacher"})
+    print(values)
+    assert values["n"] == "16" and values["too_long"] == "0"
+    assert values["file"].endswith("sst2/validation.jsonl")
+    assert values["invalid"] == "0"  # choice decoding: every answer is one of the labels
+    assert 0.0 <= float(values["accuracy"]) <= 1.0 and 0.0 <= float(values["macro_f1"]) <= 1.0

@@ -1,36 +1,84 @@
-"""The GOLD loop end to end, with the real engine, Ray, Train and embedded models:
-a 2-round tiny run killed after round 0 (SIGKILL of the whole process group), then resumed."""
+"""The GOLD loop end to end, as a user runs it, with the real engine, Ray, Train and models:
+
+1. `gold-ray run` on its own local Ray, output to a file:// URI (the pyarrow path that s3:// and
+   gs:// take), SIGKILLed (its whole process group) once round 0 is published at the URI;
+2. a real head from `ray start --head` (its own temp dir and free ports) and the same run
+   resumed on it with `ray job submit --working-dir <repo> --runtime-env cluster/runtime_env.yaml
+   -- gold-ray run ... --resume`: the job must succeed, join the head (never start a Ray of its
+   own), pull round 0 back from the URI, leave it byte-identical, and complete round 1 whose
+   prompts carry round 0's feedback.
+
+One test for both because each start of a run (Ray, Serve, vLLM, a Train fit) costs a minute on
+the 2-core CI machine; the resume is the part of a run worth submitting as a job.
+
+Token authentication: Ray 2.60 turns it on for a head when a token exists (~/.ray/auth_token,
+written by any earlier local ray.init), and `ray job submit` then sends the token only if
+RAY_AUTH_MODE=token is set in its environment; without it the dashboard answers 401. The test
+makes its own token (RAY_AUTH_TOKEN_PATH) and sets RAY_AUTH_MODE=token for every command, so it
+neither depends on nor touches ~/.ray.
+
+`ray stop` is not used to end the head: it kills every Ray process on the machine, whoever
+started it. The head's processes are found by their session (the test starts `ray start` in
+a new one) or by the test's temp dir in their command line, and only those are killed.
+"""
 
 import hashlib
 import json
 import os
+import re
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+EVAL_FILE = ROOT.parent / "shared" / "data" / "sst2" / "validation.jsonl"
 TINY = [
     "run.rounds=2",
-    "generation.train_per_round=16",
-    "generation.validation_per_round=12",
+    "generation.train_per_round=12",
+    "generation.validation_per_round=10",
+    "training.workers=1",  # a DDP group of 2 costs start-up time; tests/test_student.py trains with 2
     "training.epochs=1",
-    "training.batch_size=8",
+    "training.batch_size=6",
     "feedback.k=2",
     "task.eval.limit=64",
-    "task.eval.teacher_limit=32",
+    "task.eval.teacher_limit=16",
+    # The job runs in Ray's copy of --working-dir: a path relative to the config that leaves
+    # the repository (../../shared/...) does not travel with it.
+    f"task.eval.file={EVAL_FILE}",
 ]
 
 
-def gold_ray(*args, **kwargs):
-    cmd = [sys.executable, "-m", "gold_ray.cli", *args]
-    return subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+# --------------------------------------------------------------------------- helpers
 
 
-def kill_group(proc):
+def run_args(store: Path, staging: Path, *extra: str) -> list[str]:
+    args = ["run", "configs/sst2.yaml", "--out", f"file://{store}", "--staging", str(staging), *extra]
+    for item in TINY:
+        args += ["--set", item]
+    return args
+
+
+def digest(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -38,48 +86,151 @@ def kill_group(proc):
     proc.wait(timeout=60)
 
 
-def digest(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()}
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
-def overrides(out: Path):
-    args = ["run", "configs/sst2.yaml", "--out", str(out)]
-    for item in TINY:
-        args += ["--set", item]
-    return args
+def job_info(api: str, submission: str, token: str | None) -> dict:
+    """The Jobs REST API's record of a job (what `ray job status` prints, as JSON)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"{api}/api/jobs/{submission}", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def head_processes(session_id: int, temp_dir: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if os.getsid(proc.pid) == session_id or temp_dir in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except (ProcessLookupError, psutil.Error, OSError):
+            continue
+    return [p for p in found if p.pid != os.getpid()]
+
+
+def stop_head(session_id: int, temp_dir: str) -> None:
+    procs = head_processes(session_id, temp_dir)
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=15)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+
+
+def node_env(token: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # gold-ray for the entrypoint
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        # The nodes' environment, which every worker inherits: the embedded models need no hub,
+        # and the CPU build of vLLM sizes its KV cache from this (cluster/runtime_env.yaml).
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_ADDRESS", None)  # `ray job` gets --address; the job gets the GCS address from Ray
+    return env
+
+
+def start_head(temp_dir: str, env: dict[str, str]) -> tuple[subprocess.Popen, int, int]:
+    """`ray start --head` in a new session (its daemons inherit it, so they can be found);
+    returns (process, gcs port, dashboard port)."""
+    gcs, dashboard, client, agent_listen, agent_grpc, metrics, env_agent = free_ports(7)
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--num-cpus", "8", "--temp-dir", temp_dir,
+         "--node-ip-address", "127.0.0.1", "--port", str(gcs), "--dashboard-host", "127.0.0.1",
+         "--dashboard-port", str(dashboard), "--ray-client-server-port", str(client),
+         "--dashboard-agent-listen-port", str(agent_listen), "--dashboard-agent-grpc-port", str(agent_grpc),
+         "--metrics-export-port", str(metrics), "--runtime-env-agent-port", str(env_agent),
+         "--include-dashboard", "true", "--disable-usage-stats"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    started, _ = head.communicate(timeout=120)
+    assert head.returncode == 0, started[-4000:]
+    return head, gcs, dashboard
+
+
+# --------------------------------------------------------------------------- the test
 
 
 @pytest.mark.ray
 @pytest.mark.timeout(1500)
-def test_tiny_run_killed_after_round_0_resumes_without_loss(tmp_path):
-    out = tmp_path / "run"
-    first = gold_ray(*overrides(out))
-    r00 = out / "rounds" / "r00"
+def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
+    if not EVAL_FILE.exists():
+        pytest.skip(f"{EVAL_FILE} is missing")
+    store = tmp_path / "store" / "runs" / "sst2"
+    r00 = store / "rounds" / "r00"
+
+    # 1. A local run, killed (driver, its Ray, the engine, the Train workers) after round 0.
+    first = subprocess.Popen([sys.executable, "-m", "gold_ray.cli", *run_args(store, tmp_path / "staging-1")],
+                             cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
     deadline = time.monotonic() + 900
     try:
-        while not r00.exists():
+        while not (r00 / "round.json").exists():  # written last: round 0 is complete at the URI
             assert first.poll() is None, first.stdout.read()[-4000:]
             assert time.monotonic() < deadline, "round 0 did not complete in time"
             time.sleep(1)
     finally:
-        kill_group(first)  # the driver, its local Ray, the engine and the Train workers
+        kill_group(first)
     round0 = digest(r00)
-    teacher = (out / "teacher_eval.json").read_bytes()  # written once, before round 0
     assert {"train.jsonl", "validation.jsonl", "scores.jsonl", "feedback.jsonl", "prompts.jsonl", "round.json"} <= set(round0)
-    assert not (out / "rounds" / "r01").exists()
+    assert not (store / "rounds" / "r01").exists()
+    teacher = (store / "teacher_eval.json").read_bytes()  # written once, before round 0
 
-    second = gold_ray(*overrides(out), "--resume")
+    # 2. The same run resumed as a job on a `ray start` head, staged elsewhere (another node).
+    temp_dir = tempfile.mkdtemp(prefix="grjob-", dir="/tmp")  # short: Ray's socket paths live under it
+    token = Path(temp_dir) / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = node_env(token)
+    head, gcs, dashboard = start_head(temp_dir, env)
+    api = f"http://127.0.0.1:{dashboard}"
     try:
-        log, _ = second.communicate(timeout=900)
+        submission = f"gold-ray-test-{secrets.token_hex(4)}"
+        entrypoint = ["gold-ray", *run_args(store, tmp_path / "staging-2", "--resume")]
+        job = subprocess.run(
+            [str(BIN / "ray"), "job", "submit", "--address", api, "--submission-id", submission,
+             "--working-dir", str(ROOT), "--runtime-env", str(ROOT / "cluster" / "runtime_env.yaml"),
+             "--", *entrypoint],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        )
+        log = job.stdout + job.stderr
+        (tmp_path / "job.log").write_text(log)
+        assert job_info(api, submission, token.read_text())["status"] == "SUCCEEDED", log[-6000:]
+        assert job.returncode == 0, log[-6000:]
+        with pytest.raises(urllib.error.HTTPError) as refused:  # token auth is really on
+            job_info(api, submission, None)
+        assert refused.value.code == 401
     finally:
-        kill_group(second)
-    assert second.returncode == 0, log[-4000:]
-    assert "resumed after round 0" in log
+        stop_head(head.pid, temp_dir)  # setsid made the session id the `ray start` pid
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
+    # The job joined the head (Ray hands it the head's GCS address) and resumed.
+    assert re.search(rf"connected to the Ray cluster at [\w.:-]+:{gcs}\b", log), log[-6000:]
+    assert "resumed after round 0" in log, log[-6000:]
+    assert "=== gold-ray run summary ===" in log and "rounds:   2 of 2" in log, log[-6000:]
+
+    # Round 0 untouched, round 1 complete, no sample twice.
     assert digest(r00) == round0, "round 0 changed on resume"
-    r01 = out / "rounds" / "r01"
+    r01 = store / "rounds" / "r01"
     assert digest(r01).keys() >= round0.keys()
-    rows = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
     ids = [s["id"] for r in (r00, r01) for name in ("train.jsonl", "validation.jsonl") for s in rows(r / name)]
     assert len(ids) == len(set(ids)), "a sample id appears twice"
 
@@ -91,21 +242,25 @@ def test_tiny_run_killed_after_round_0_resumes_without_loss(tmp_path):
     carried = {i for s in rows(r01 / "train.jsonl") for i in s["provenance"]["feedback_ids"]}
     assert carried and carried <= fed
 
-    metrics = rows(out / "metrics.jsonl")
+    # What a user downloads from the URI: metrics, student, report, summary.
+    metrics = rows(store / "metrics.jsonl")
     assert [m["round"] for m in metrics] == [0, 1]
-    assert "accuracy" in metrics[-1]["eval"]
-    assert (out / "student" / "config.json").exists()
-    assert (out / "report.html").exists() and list((out / "report").glob("*.svg"))
+    assert (store / "student" / "config.json").is_file()
+    assert (store / "report.html").is_file() and list((store / "report").glob("*.svg"))
+    summary = json.loads((store / "summary.json").read_text())
+    assert summary["rounds"] == 2 and summary["output"] == f"file://{store}"
+    assert summary["student"] == f"file://{store}/student"
     assert f"student accuracy: {metrics[-1]['eval']['accuracy']:.4f}" in log
 
     # The teacher's few-shot baseline: scored once through the pool, kept across the resume.
-    assert (out / "teacher_eval.json").read_bytes() == teacher
+    assert (store / "teacher_eval.json").read_bytes() == teacher
     baseline = json.loads(teacher)
-    assert baseline["n"] == 32 and baseline["invalid"] == 0
-    assert f"teacher few-shot accuracy: {baseline['accuracy']:.4f} (first 32 rows)" in log
+    assert baseline["n"] == 16 and baseline["invalid"] == 0
+    assert f"teacher few-shot accuracy: {baseline['accuracy']:.4f} (first 16 rows)" in log
 
     # What the run printed is what `gold-ray eval` gives on the exported student.
-    ev = subprocess.run([sys.executable, "-m", "gold_ray.cli", "eval", str(out), "--config", "configs/sst2.yaml",
-                         "--set", "task.eval.limit=64"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    ev = subprocess.run([sys.executable, "-m", "gold_ray.cli", "eval", str(store / "student"), "--config",
+                         "configs/sst2.yaml", *sum((["--set", t] for t in TINY), [])],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ev.returncode == 0, ev.stderr[-3000:]
     assert f"accuracy: {metrics[-1]['eval']['accuracy']:.4f}" in ev.stdout

@@ -123,3 +123,13 @@ def test_cli_run_refuses_a_directory_holding_another_run_before_starting_ray(tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "already holds a run" in err[0] and "different config" in err[1]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
+
+
+def test_resume_ignores_where_the_config_was_read_but_not_what_it_says(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.open("a: 1\nbase_dir: /home/me/gold_ray/configs\n", resume=False)
+    fake_round(run, 0)
+    # The same run from a job's copy of the working directory: resumes.
+    assert run.open("a: 1\nbase_dir: /tmp/ray/working_dir/configs\n", resume=True) == 1
+    with pytest.raises(UserError, match="different config"):
+        run.open("a: 2\nbase_dir: /home/me/gold_ray/configs\n", resume=True)

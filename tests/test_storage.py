@@ -96,7 +96,7 @@ def test_resume_downloads_complete_rounds_only(local_run, tmp_path):
     with pytest.raises(UserError, match="already holds a run; pass --resume"):
         prepare_staging(mirror, CONFIG, resume=False, base=tmp_path / "staging")
     with pytest.raises(UserError, match="different config"):
-        prepare_staging(mirror, CONFIG + "# changed\n", resume=True, base=tmp_path / "staging")
+        prepare_staging(mirror, CONFIG + "changed: 1\n", resume=True, base=tmp_path / "staging")
 
     staging = prepare_staging(mirror, CONFIG, resume=True, base=tmp_path / "staging")
     assert staging == staging_dir(mirror.uri, tmp_path / "staging") and staging.parent == tmp_path / "staging"

@@ -157,12 +157,15 @@ class TrainingSection(Strict):
     )
     continue_from_previous: bool = Field(default=True, description="start each round from the last student")
     max_failures: int = Field(
-        default=1, ge=0, description="times Ray Train restarts a failed worker group (from the last epoch checkpoint)"
+        default=1,
+        ge=0,
+        description="times Ray Train restarts a failed worker group (from the last epoch checkpoint), "
+        "counted over the whole run: one Train session serves every round",
     )
     storage_path: str | None = Field(
         default=None,
         description="Ray Train storage for checkpoints (must be shared storage on a multi-node cluster); "
-        "default: a train/ folder beside the exported student",
+        "default: RUN_DIR/.train (removed when the run ends)",
     )
 
     @model_validator(mode="after")

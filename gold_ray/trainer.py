@@ -10,8 +10,8 @@ with the round's losses and timings, and ``train`` returns them as a :class:`Tra
 Compared with a fit per round, this saves the worker-group start-up (~25 s on a 2-core
 machine) and, with ``training.continue_from_previous``, the model load: the student stays in
 worker memory from round to round; a job's ``init_checkpoint`` is loaded only when the workers
-hold no model (first round, after a restart) or every round when continue_from_previous is
-false. Each round gets a fresh AdamW.
+hold no model (the first round; after a restart they load the last checkpoint instead) or every
+round when continue_from_previous is false. Each round gets a fresh AdamW.
 
 Data path (nothing passes through the driver, and no Ray Data): every worker ``ray.get``s the
 job's refs itself, turns the samples into student rows (:func:`student_rows`), sorts them by
@@ -24,7 +24,8 @@ plus ``train_state.json``: seq, epoch, earlier losses). A worker group that fail
 by Ray Train (``FailureConfig(max_failures=training.max_failures)``; the count is over the
 whole session, not per round); the new workers read the last checkpoint
 (:func:`round_start`), ask the feed for that round again and continue at the next epoch (or go
-straight to the export if its epochs were all done). If the fit fails for good, ``train``
+straight to the export if its epochs were all done); a checkpoint of a finished round gives the
+next round the student the lost workers held. If the fit fails for good, ``train``
 raises its error (``TrainingFailedError``) and the session is over.
 
 Export: rank 0 saves the student into a staging directory beside ``output_dir`` and renames
@@ -122,12 +123,17 @@ def shard_indices(n: int, world: int, rank: int, seed: Sequence[int]) -> list[in
     return padded[rank::world].tolist()
 
 
-def round_start(state: Mapping[str, Any] | None, seq: int) -> tuple[int, list[float], bool]:
-    """Where the workers start round ``seq``: (first epoch, earlier epoch losses, whether the
-    model comes from the checkpoint). ``state`` is the ``train_state.json`` of the checkpoint a
-    restarted worker group found (None: a fresh group, or the checkpoint is an earlier round's)."""
-    if state is None or state["seq"] != seq:
+def round_start(
+    state: Mapping[str, Any] | None, seq: int, continue_from_previous: bool
+) -> tuple[int, list[float], bool]:
+    """Where a worker group starts round ``seq``: (first epoch, earlier epoch losses, whether the
+    model comes from the checkpoint). ``state``: the ``train_state.json`` of the checkpoint a
+    restarted group found, else None. A checkpoint of this round resumes it; one of an earlier
+    (finished) round holds the student the lost workers had in memory."""
+    if state is None:
         return 0, [], False
+    if state["seq"] != seq:
+        return 0, [], continue_from_previous
     return state["epoch"] + 1, list(state["epoch_losses"]), True
 
 
@@ -222,12 +228,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
                 ray.get(feed.done.remote(seq, {"error": str(error)}))
             seq += 1
             continue
-        start_epoch, losses, resuming = round_start(state, seq)
+        start_epoch, losses, from_checkpoint = round_start(state, seq, training.continue_from_previous)
         state = None  # a checkpoint is resumed once
-        loaded = resuming or student is None or not training.continue_from_previous
+        loaded = from_checkpoint or student is None or not training.continue_from_previous
         if loaded:
             torch.manual_seed(config.run.seed)  # the same fresh head on every rank and every restart
-            student = st.load_student(config, resumed_dir if resuming else job["init_checkpoint"])
+            student = st.load_student(config, resumed_dir if from_checkpoint else job["init_checkpoint"])
             student.model = ray.train.torch.prepare_model(student.model)  # DDP over gloo (CPU) or nccl (GPU)
         optimizer = torch.optim.AdamW(student.model.parameters(), lr=training.learning_rate)
 
@@ -384,9 +390,9 @@ class TrainSession:
         Args:
             sample_refs: refs to lists of sample records (classification: ``label`` set;
                 seq2seq: outputs in ``fields``). The workers read them; the driver never does.
-            init_checkpoint: the student to start from when the workers hold none (the first
-                round, after a restart, or every round if not continue_from_previous); None for
-                the base model (``student.model``). Rank 0 must be able to read it.
+            init_checkpoint: the student to start from when the workers hold none (the
+                session's first round, or every round if not continue_from_previous); None for
+                the base model (``student.model``). Every worker must be able to read it.
             output_dir: where the exported student goes (replaced atomically if it exists).
         Returns:
             TrainResult with losses, sample count and timings.

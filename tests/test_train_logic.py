@@ -26,13 +26,15 @@ def test_shards_are_equal_cover_every_row_and_follow_the_seed():
     assert tr.shard_indices(50, 2, 0, (0, 1)) != tr.shard_indices(50, 2, 0, (0, 2))  # reshuffled per epoch
 
 
-def test_round_start_resumes_only_the_round_of_the_checkpoint():
-    state = {"seq": 3, "epoch": 0, "epoch_losses": [0.9]}
-    assert tr.round_start(None, 0) == (0, [], False)  # a fresh worker group
-    assert tr.round_start(state, 3) == (1, [0.9], True)  # killed in round 3 after epoch 0
-    assert tr.round_start(state, 4) == (0, [], False)  # round 3 was done: round 4 starts afresh
-    done = {"seq": 3, "epoch": 1, "epoch_losses": [0.9, 0.5]}
-    assert tr.round_start(done, 3) == (2, [0.9, 0.5], True)  # epochs all done: straight to the export
+def test_round_start_resumes_the_round_of_the_checkpoint_or_starts_the_next_from_it():
+    for continuing in (True, False):
+        assert tr.round_start(None, 0, continuing) == (0, [], False)  # a fresh worker group
+        state = {"seq": 3, "epoch": 0, "epoch_losses": [0.9]}
+        assert tr.round_start(state, 3, continuing) == (1, [0.9], True)  # killed in round 3 after epoch 0
+        done = {"seq": 3, "epoch": 1, "epoch_losses": [0.9, 0.5]}
+        assert tr.round_start(done, 3, continuing) == (2, [0.9, 0.5], True)  # epochs all done: export
+        # Round 3 was done: round 4 starts at epoch 0, from round 3's student if rounds continue.
+        assert tr.round_start(done, 4, continuing) == (0, [], continuing)
 
 
 def test_job_rows_are_sorted_by_id_and_refuse_unlabelled_or_empty_input():

@@ -1,11 +1,12 @@
-"""Ray tier: one TrainSession (one Ray Train fit, 2 workers) serving five rounds, as the
-coordinator uses it.
+"""Ray tier: one TrainSession (one Ray Train fit, 2 workers, max_failures=2) serving six
+rounds, as the coordinator uses it.
 
 Rounds 1-2: round 2 runs on the same worker processes, takes its job at once, and continues
 round 1's student from worker memory (no init checkpoint is given). Rounds 3-4: a worker is
 SIGKILLed in round 3 after its first epoch checkpoint; the restarted worker group resumes round 3
-at epoch 1, and round 4 runs on the new group. Round 5: a worker killed between rounds uses up
-max_failures=1; train() raises the fit's error instead of hanging. Unit tests of the logic:
+at epoch 1, and round 4 runs on the new group. Round 5: a worker killed between rounds; the new
+group takes round 4's student from the last checkpoint. Round 6: a third kill is one more than
+max_failures; train() raises the fit's error instead of hanging. Unit tests of the logic:
 tests/test_train_logic.py."""
 
 import itertools
@@ -47,7 +48,7 @@ def accuracy(student_dir, rows):
 @pytest.fixture(scope="module")
 def config():
     return load_config(ROOT / "configs/sst2.yaml", ["training.workers=2", "training.epochs=2", "training.batch_size=8",
-                                                    "training.learning_rate=2e-4", "training.max_failures=1"])
+                                                    "training.learning_rate=2e-4", "training.max_failures=2"])
 
 
 @pytest.fixture(scope="module")
@@ -129,16 +130,38 @@ def test_a_killed_worker_resumes_its_round_and_later_rounds_go_on(first_two, aft
     assert Path(fourth.checkpoint_dir, "config.json").is_file()
 
 
+@pytest.fixture(scope="module")
+def after_idle_kill(ray_local, session, after_kill):
+    session, out = session
+    _, fourth, _ = after_kill
+    os.kill(fourth.extra["worker_pids"][0], signal.SIGKILL)  # while the workers wait for a round
+    fifth = session.train([ray_local.put(samples(4, slice(0, 8), FRAMES[0])[::2])], None, out / "r4")
+    print("round 4:", fifth.to_dict())
+    return fifth
+
+
 @pytest.mark.timeout(300)
-def test_train_raises_once_the_fit_has_failed_for_good(ray_local, session, after_kill):
+def test_a_worker_killed_between_rounds_leaves_the_next_round_its_student(after_kill, after_idle_kill, first_two):
+    (first, _), _ = first_two
+    _, fourth, _ = after_kill
+    fifth = after_idle_kill
+    assert not set(fifth.extra["worker_pids"]) & set(fourth.extra["worker_pids"])  # a new worker group
+    # It loaded round 4's student from the last checkpoint (no init checkpoint was passed):
+    # a fresh head would start near round 1's first loss.
+    assert fifth.extra["model_loaded"] and fifth.extra["resumed_at_epoch"] == 0
+    assert fifth.epoch_losses[0] < 0.2 * first.epoch_losses[0], (first.epoch_losses, fifth.epoch_losses)
+    assert fifth.samples == 64 and Path(fifth.checkpoint_dir, "config.json").is_file()
+
+
+@pytest.mark.timeout(300)
+def test_train_raises_once_the_fit_has_failed_for_good(ray_local, session, after_idle_kill):
     from ray.train import TrainingFailedError
 
     session, out = session
-    third, _, _ = after_kill
-    os.kill(third.extra["worker_pids"][-1], signal.SIGKILL)  # between rounds: the second failure of max 1
+    os.kill(after_idle_kill.extra["worker_pids"][-1], signal.SIGKILL)  # the third failure; max_failures=2
     started = time.monotonic()
     with pytest.raises(TrainingFailedError):
-        session.train([ray_local.put(samples(4, slice(0, 4), FRAMES[0]))], None, out / "r4")
+        session.train([ray_local.put(samples(5, slice(0, 4), FRAMES[0]))], None, out / "r5")
     print(f"train() raised after {time.monotonic() - started:.1f}s")
     assert time.monotonic() - started < 120
-    assert not (out / "r4").exists() and (out / "train" / RUN).is_dir()  # the session fixture's close() removes it
+    assert not (out / "r5").exists() and (out / "train" / RUN).is_dir()  # the session fixture's close() removes it

@@ -3,19 +3,21 @@
 Per round r:
   1. generate the training batch (prompts carry the feedback F(r-1))
   2. energy noise filter: drop the highest-energy fraction of each round's samples under the
-     current student, then train the student on everything kept (a Ray Train job)
+     current student, then train the student on everything kept (a round of the run's Ray Train
+     session: one fit and one worker group for all rounds, started at the first round)
   3. generate an OOD validation batch (prompts show current training samples, ask for
      significantly different ones); it needs no student, so it runs during step 2
   4. score it with the new student (energy), and the round's training batch too (for the report)
   5. select the feedback F(r) with the configured policy; evaluate the student if an eval
      file is configured; publish the round atomically.
 
-Batches move as ObjectRefs (generator -> here -> Ray Data -> Train workers; here -> scorer).
+Batches move as ObjectRefs (generator -> here -> Train workers; here -> scorer).
 The coordinator reads a batch's rows only to write the run directory and to pick feedback.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -73,6 +75,7 @@ class Coordinator:
         self.log = RoundLog()
         self.rng = np.random.default_rng(self.config.run.seed)
         self.handle = _own_handle()  # where batch tasks send progress ticks
+        self.train_session: Any = None  # the run's TrainSession, started by the first round
 
     # ---------------------------------------------------------------- actor API
 
@@ -109,14 +112,19 @@ class Coordinator:
             for r in range(start, cfg.run.rounds):
                 self._round(r, state, pool, scorer)
         finally:
-            scorer.shutdown()
+            try:
+                if self.train_session is not None:
+                    self.train_session.close()
+                    self.train_session = None
+            finally:
+                scorer.shutdown()
         return self._summary()
 
     # ---------------------------------------------------------------- one round
 
     def _round(self, r: int, state: dict[str, Any], pool: Any, scorer: Any) -> None:
         from gold_ray.evaluation import evaluate_student
-        from gold_ray.trainer import filter_noise, train_student
+        from gold_ray.trainer import filter_noise
 
         cfg, timings = self.config, Timings()
         partial = self.run_dir.partial_dir(r)
@@ -148,7 +156,7 @@ class Coordinator:
 
         with timings.phase("train"):
             init = state["student"] if cfg.training.continue_from_previous else None
-            result = train_student(cfg, kept_refs, init_checkpoint=init, output_dir=partial / "student")
+            result = self._trainer().train(kept_refs, init_checkpoint=init, output_dir=partial / "student")
         state["student"] = str(partial / "student")
         scorer.load(result.checkpoint_dir)
 
@@ -197,6 +205,21 @@ class Coordinator:
         if self.mirror is not None:
             seconds = self.mirror.push_round(self.run_dir.root, r)
             self.log(f"[round {r}] uploaded to {self.mirror.url('rounds', round_name(r))} in {seconds:.1f}s")
+
+    def _trainer(self) -> Any:
+        """The run's TrainSession, started on first use. Its checkpoints go to
+        ``training.storage_path`` or ``RUN_DIR/.train``; there, what a killed run left is removed
+        first (no other run uses that folder)."""
+        from gold_ray.trainer import TrainSession
+
+        if self.train_session is None:
+            storage = self.config.training.storage_path
+            if storage is None:
+                storage = self.run_dir.root / ".train"
+                shutil.rmtree(storage, ignore_errors=True)
+            run_name = f"{self.run_dir.root.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            self.train_session = TrainSession(self.config, storage, run_name)
+        return self.train_session
 
     def _teacher_baseline(self, pool: Any) -> None:
         """The teacher's few-shot score on the eval file, once per run (kept across resumes),

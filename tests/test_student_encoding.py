@@ -11,7 +11,7 @@ from gold_ray.core.text import student_row
 from gold_ray.embedded import resolve_model
 from gold_ray.scorer import _slice
 from gold_ray.student import Student, encode
-from gold_ray.trainer import samples_to_table
+from gold_ray.trainer import student_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,12 +70,11 @@ def test_scorer_slices_are_contiguous_and_cover_everything():
             assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
 
 
-def test_samples_become_arrow_rows_and_unlabelled_samples_are_refused():
+def test_samples_become_student_rows_and_unlabelled_samples_are_refused():
     task = load_config(ROOT / "configs/rte.yaml").task
     sample = {"id": "r00-train-00000", "round": 0, "kind": "train", "label": "entailment", "provenance": {},
               "fields": {"premise": "P.", "hypothesis": "H."}}
-    table = samples_to_table(task, [sample])
-    assert table.to_pylist() == [{"id": "r00-train-00000", "round": 0, "text_a": "P.", "text_b": "H.",
+    assert student_rows(task, [sample]) == [{"id": "r00-train-00000", "round": 0, "text_a": "P.", "text_b": "H.",
                                   "target": "entailment"}]
     with pytest.raises(ValueError, match="no target"):
-        samples_to_table(task, [{**sample, "label": None}])
+        student_rows(task, [{**sample, "label": None}])

@@ -6,7 +6,8 @@ Per round r:
      current student, then train the student on everything kept (a round of the run's Ray Train
      session: one fit and one worker group for all rounds, started at the first round)
   3. generate an OOD validation batch (prompts show current training samples, ask for
-     significantly different ones); it needs no student, so it runs during step 2
+     significantly different ones); it needs no student, so where the teacher has cores of its
+     own it runs during step 2 (``pipeline.overlap_validation``)
   4. score it with the new student (energy), and the round's training batch too (for the report)
   5. select the feedback F(r) with the configured policy; evaluate the student if an eval
      file is configured; publish the round atomically.

@@ -107,7 +107,9 @@ class GeneratorSection(Strict):
     num_gpus: float = Field(default=0.0, ge=0, description="GPUs per replica (0 = vLLM CPU build)")
     tensor_parallel_size: int = Field(default=1, ge=1)
     kv_cache_gib: float = Field(default=1.0, gt=0, description="KV cache per replica on CPU")
-    max_inflight: int = Field(default=64, ge=1, description="requests the engine batches at once per replica")
+    max_inflight: int = Field(
+        default=128, ge=1, description="requests the engine batches at once per replica (2-core CPU: 128 gave 1.1-1.2x of 64)"
+    )
     queue_factor: int = Field(
         default=4,
         ge=1,
@@ -121,6 +123,14 @@ class GeneratorSection(Strict):
         description="CPU build: VLLM_CPU_OMP_THREADS_BIND, one mask for every replica (e.g. '0-1') or a "
         "list picked by each replica's rank on its node (e.g. ['0', '1']: two replicas, a core each); "
         "null: vLLM's 'auto' (which binds every replica of a node to the same cores)",
+    )
+    reserved_cpus: int | None = Field(
+        default=0,
+        ge=0,
+        description="CPU build: cores vLLM keeps free of its OMP threads for the engine's scheduler "
+        "(VLLM_CPU_NUM_OF_RESERVED_CPU). vLLM reserves one per replica; the scheduler only polls, so "
+        "on a small machine that core is better computing (2 cores: 1.6x tokens/s, docs/benchmarks.md). "
+        "null: vLLM's default",
     )
     app_name: str = Field(default="gold_ray_generator", description="Ray Serve application name")
 
@@ -197,6 +207,16 @@ class FeedbackSection(Strict):
         return self
 
 
+class PipelineSection(Strict):
+    overlap_validation: bool | None = Field(
+        default=None,
+        description="generate the OOD validation batch while the student trains (its prompts need only "
+        "this round's training samples). null: only where the teacher does not share the trainer's "
+        "cores (a GPU teacher, or a Ray cluster of several nodes); on one CPU machine both would "
+        "slow each other down (docs/benchmarks.md, 'End to end')",
+    )
+
+
 class RaySection(Strict):
     address: str | None = Field(
         default=None, description="cluster address; default: RAY_ADDRESS, else a local Ray"
@@ -220,6 +240,7 @@ class GoldConfig(Strict):
     training: TrainingSection = TrainingSection()
     scorer: ScorerSection = ScorerSection()
     feedback: FeedbackSection = FeedbackSection()
+    pipeline: PipelineSection = PipelineSection()
     ray: RaySection = RaySection()
     base_dir: str = Field(default=".", description="set by the loader: the config file's directory")
 

@@ -6,7 +6,8 @@ Per round r:
      current student, then train the student on everything kept (a round of the run's Ray Train
      session: one fit and one worker group for all rounds, started at the first round)
   3. generate an OOD validation batch (prompts show current training samples, ask for
-     significantly different ones); it needs no student, so it runs during step 2
+     significantly different ones); it needs no student, so where the teacher has cores of its
+     own it runs during step 2 (``pipeline.overlap_validation``)
   4. score it with the new student (energy), and the round's training batch too (for the report)
   5. select the feedback F(r) with the configured policy; evaluate the student if an eval
      file is configured; publish the round atomically.
@@ -102,6 +103,9 @@ class Coordinator:
         if self.mirror is not None:
             self.mirror.push_header(self.run_dir.root)
         state = self._restore(start)
+        self.overlap_validation = overlap_validation(cfg)
+        self.log(f"validation batches {'during' if self.overlap_validation else 'after'} training "
+                 "(pipeline.overlap_validation)")
         pool = GeneratorPool.start(cfg)
         scorer = ScorerPool(cfg)
         try:
@@ -137,11 +141,15 @@ class Coordinator:
                  f"{gen.tokens / max(gen.seconds, 1e-9):.0f} tokens/s")
 
         # The OOD validation prompts depend on this round's training samples, not on the new
-        # student: the teacher writes them while the student trains (same prompts and seeds, so
-        # the same samples as after training; the teacher no longer idles through the fit).
+        # student: where the teacher has cores of its own it writes them while the student
+        # trains (same prompts and seeds, so the same samples as after training).
         context = _pick(train_rows, CONTEXT_SAMPLES, self.rng)
-        pending_val = pool.submit(r, "validation", cfg.generation.validation_per_round, [], feedback_round,
-                                  context_samples=context, progress=self.handle)
+
+        def submit_validation() -> Any:
+            return pool.submit(r, "validation", cfg.generation.validation_per_round, [], feedback_round,
+                               context_samples=context, progress=self.handle)
+
+        pending_val = submit_validation() if self.overlap_validation else None
 
         with timings.phase("noise_filter"):
             kept_refs, dropped = self._noise_filter(state, scorer, filter_noise)
@@ -153,8 +161,8 @@ class Coordinator:
         state["student"] = str(partial / "student")
         scorer.load(result.checkpoint_dir)
 
-        with timings.phase("generate_validation"):  # what is left of it after training
-            val = pending_val.result()
+        with timings.phase("generate_validation"):  # with overlap: what is left of it after training
+            val = (pending_val or submit_validation()).result()
             val_rows: list[Sample] = ray.get(val.samples_ref)
         write_jsonl(partial / "validation.jsonl", val_rows)
         write_jsonl(partial / "prompts.jsonl", _prompt_rows(gen.prompts, "train") + _prompt_rows(val.prompts, "validation"))
@@ -272,6 +280,14 @@ class Coordinator:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def overlap_validation(config: GoldConfig) -> bool:
+    """Whether the validation batch is generated during training (``pipeline.overlap_validation``;
+    auto: only where the teacher and the trainer need not share CPU cores)."""
+    if config.pipeline.overlap_validation is not None:
+        return config.pipeline.overlap_validation
+    return config.generator.num_gpus > 0 or len([n for n in ray.nodes() if n.get("Alive")]) > 1
 
 
 def _own_handle() -> Any:

@@ -97,6 +97,15 @@ def engine_kwargs(config: GoldConfig, model_path: str) -> dict[str, Any]:
     return kwargs
 
 
+def cpu_engine_env(config: GoldConfig) -> dict[str, str]:
+    """Environment of the CPU build's engine: KV cache size and the cores its OMP threads may use."""
+    gen = config.generator
+    env = {"VLLM_CPU_KVCACHE_SPACE": str(max(1, round(gen.kv_cache_gib)))}
+    if gen.reserved_cpus is not None:
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(gen.reserved_cpus)
+    return env
+
+
 def sampling_dict(config: GoldConfig, seed: int) -> dict[str, Any]:
     """The sampling parameters of one request (also recorded in the sample's provenance)."""
     t = config.teacher
@@ -478,7 +487,7 @@ class Ticker:
 def deployment_options(config: GoldConfig) -> dict[str, Any]:
     """Serve options of the teacher deployment: replicas or autoscaling, per-replica resources."""
     gen = config.generator
-    env = {"VLLM_CPU_KVCACHE_SPACE": str(max(1, round(gen.kv_cache_gib)))}
+    env = cpu_engine_env(config)
     if isinstance(gen.omp_threads_bind, str):  # a list is applied per replica (GeneratorServer)
         env["VLLM_CPU_OMP_THREADS_BIND"] = gen.omp_threads_bind
     actor: dict[str, Any] = {"num_cpus": gen.num_cpus, "runtime_env": {"env_vars": env}}

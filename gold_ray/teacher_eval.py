@@ -48,7 +48,10 @@ def evaluate_teacher(
         limit = task.eval.teacher_limit or task.eval.limit
     examples = read_eval_file(path, task, limit)
     on_gpu = torch.cuda.is_available()
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(config.generator.kv_cache_gib))))
+    from gold_ray.generator import cpu_engine_env
+
+    for key, value in cpu_engine_env(config).items():  # as the pool's replicas; the caller's env wins
+        os.environ.setdefault(key, value)
     llm = LLM(
         model=resolve_model(teacher.model),
         dtype=teacher.dtype if on_gpu else "float32",

@@ -89,7 +89,7 @@ def test_engine_settings_follow_the_device():
 def test_deployment_options_replicas_autoscaling_resources():
     opts = deployment_options(config("generator.replicas=3", "generator.omp_threads_bind=0-1"))
     assert opts["num_replicas"] == 3 and opts["ray_actor_options"]["num_cpus"] == 1.0
-    assert opts["max_ongoing_requests"] == 64 * 4  # engine batch 64, vLLM queues the rest
+    assert opts["max_ongoing_requests"] == 128 * 4  # engine batch 128, vLLM queues the rest
     assert opts["ray_actor_options"]["runtime_env"]["env_vars"]["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
     auto = deployment_options(config("generator.autoscaling={min_replicas: 1, max_replicas: 4}"))
     assert auto["autoscaling_config"]["max_replicas"] == 4 and "num_replicas" not in auto

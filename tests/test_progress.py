@@ -1,7 +1,11 @@
-"""Progress of long phases: the bar's text and how often a batch reports (pure)."""
+"""Progress of long phases (the bar's text, how often a batch reports) and when the validation batch overlaps training (pure)."""
+
+from pathlib import Path
 
 from gold_ray.coordinator import progress_bar
 from gold_ray.generator import Ticker
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Listener:
@@ -36,3 +40,22 @@ def test_ticker_without_listener_only_counts():
     for _ in range(3):
         ticker.tick()
     assert ticker.done == 3 and ticker.accepted == 3
+
+
+def test_validation_overlaps_training_only_where_the_teacher_has_its_own_cores(monkeypatch):
+    import ray
+
+    from gold_ray.config import load_config
+    from gold_ray.coordinator import overlap_validation
+
+    config = ROOT / "configs/sst2.yaml"
+    nodes = [{"Alive": True}]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    assert not overlap_validation(load_config(config))  # one CPU machine: after training
+    assert overlap_validation(load_config(config, ["generator.num_gpus=1"]))  # a GPU teacher
+    nodes.append({"Alive": True})
+    assert overlap_validation(load_config(config))  # a cluster
+    nodes[1]["Alive"] = False
+    assert not overlap_validation(load_config(config))  # a dead node gives no cores
+    assert overlap_validation(load_config(config, ["pipeline.overlap_validation=true"]))
+    assert not overlap_validation(load_config(config, ["pipeline.overlap_validation=false", "generator.num_gpus=1"]))

@@ -50,7 +50,8 @@ def test_no_secret_env_value_reaches_the_run_directory(tmp_path, secret_env):
 
 def test_replica_env_carries_only_vllm_settings():
     env = deployment_options(sst2())["ray_actor_options"]["runtime_env"]["env_vars"]
-    assert set(env) <= {"VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND"}
+    assert set(env) <= {"VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU"}
+    assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"  # the default: every core computes
 
 
 def test_serve_http_proxy_is_off_and_bound_to_localhost(monkeypatch):

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -223,7 +224,14 @@ def run_gold_ray(config_path: str, overrides: list[str], out: Path) -> dict:
     for item in overrides:
         command += ["--set", item]
     started = time.perf_counter()
-    subprocess.run(command, cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        if proc.wait() != 0:
+            raise SystemExit(f"gold-ray run failed with exit code {proc.returncode}")
+    finally:
+        if proc.poll() is None:  # this benchmark was interrupted: stop the run (and its local Ray) too
+            proc.send_signal(signal.SIGINT)
+            proc.wait(60)
     wall = time.perf_counter() - started
     rounds = [json.loads(p.read_text()) for p in sorted(out.glob("rounds/r*/round.json"))]
     phases = Phases()

@@ -42,11 +42,11 @@ sys.path.insert(0, str(REPO))
 from gold_ray.config import GoldConfig, load_config  # noqa: E402
 from gold_ray.core.feedback import noise_filter_keep, select_feedback  # noqa: E402
 from gold_ray.core.parsing import Deduper, Parsed, parse_output, sample_text  # noqa: E402
-from gold_ray.core.prompts import PromptOptions, plan_requests, request_schema  # noqa: E402
+from gold_ray.core.prompts import plan_requests, request_schema  # noqa: E402
 from gold_ray.core.samples import Sample  # noqa: E402
 from gold_ray.core.text import student_row  # noqa: E402
 from gold_ray.embedded import resolve_model  # noqa: E402
-from gold_ray.generator import sampling_dict  # noqa: E402
+from gold_ray.generator import prompt_options, sampling_dict  # noqa: E402
 
 CONTEXT_SAMPLES = 6  # as gold_ray's coordinator
 
@@ -76,11 +76,7 @@ class PlainTeacher:
                        seed=config.run.seed, enable_chunked_prefill=False,
                        max_num_batched_tokens=max(t.max_model_len, 4096))
         self.tokenizer = self.llm.get_tokenizer()
-        gen = config.generation
-        self.options = PromptOptions(few_shot=gen.few_shot, diversity_seeds=tuple(gen.diversity_seeds),
-                                     feedback_mode=gen.feedback_mode, feedback_per_prompt=gen.feedback_per_prompt,
-                                     ood_context=gen.ood_context, example_format=gen.example_format,
-                                     ban_openings=gen.ban_openings)
+        self.options = prompt_options(config)  # the same prompts as gold_ray's pool
 
     def batch(self, round_index, kind, count, feedback, context=None) -> tuple[list[Sample], int]:
         from vllm import SamplingParams

@@ -106,6 +106,15 @@ def cpu_engine_env(config: GoldConfig) -> dict[str, str]:
     return env
 
 
+def prompt_options(config: GoldConfig) -> PromptOptions:
+    """The prompt knobs of ``config.generation``."""
+    gen = config.generation
+    return PromptOptions(few_shot=gen.few_shot, diversity_seeds=tuple(gen.diversity_seeds),
+                         feedback_mode=gen.feedback_mode, feedback_per_prompt=gen.feedback_per_prompt,
+                         ood_context=gen.ood_context, example_format=gen.example_format,
+                         ban_openings=gen.ban_openings)
+
+
 def sampling_dict(config: GoldConfig, seed: int) -> dict[str, Any]:
     """The sampling parameters of one request (also recorded in the sample's provenance)."""
     t = config.teacher
@@ -336,15 +345,7 @@ class GeneratorPool:
     def __init__(self, config: GoldConfig) -> None:
         self.config = config
         self.app_name = config.generator.app_name
-        self.options = PromptOptions(
-            few_shot=config.generation.few_shot,
-            diversity_seeds=tuple(config.generation.diversity_seeds),
-            feedback_mode=config.generation.feedback_mode,
-            feedback_per_prompt=config.generation.feedback_per_prompt,
-            ood_context=config.generation.ood_context,
-            example_format=config.generation.example_format,
-            ban_openings=config.generation.ban_openings,
-        )
+        self.options = prompt_options(config)
 
     @classmethod
     def start(

@@ -134,12 +134,22 @@ def build_user_message(
     topic: str | None,
     example_format: ExampleFormat = "text",
 ) -> str:
-    """The user turn: task, fields, examples, feedback/OOD instruction, the ask.
+    """The user turn: task, fields, feedback or OOD context, examples, the ask.
+
+    What many requests of a batch share comes first: the task and fields (every request), the
+    feedback or context samples (one of a few rotations); the per-request examples, label and
+    topic come last. The engine's prefix cache then computes the shared head once per batch
+    instead of once per request (docs/benchmarks.md, "Prompt order").
 
     ``example_format="text"`` shows examples as plain lines, not JSON: measured with the
     135M teacher, JSON examples were copied verbatim into the JSON answer in 25 of 64 prompts,
     plain lines in 14 of 64."""
     parts = [f"Task: {spec.description}", "Fields of the JSON object:\n" + _field_lines(spec, label)]
+    steer = bool(feedback) and feedback_mode == "steer"
+    if steer:
+        parts.append("These earlier samples were unusual and hard for the student model:\n" + _bullets(spec, feedback))
+    if context:
+        parts.append("Current training samples:\n" + _bullets(spec, context))
     shown = list(examples)
     if feedback and feedback_mode == "examples":
         shown += [_as_example(spec, s) for s in feedback]
@@ -148,26 +158,23 @@ def build_user_message(
     elif shown:
         lines = "\n".join(_example_line(spec, e) for e in shown)
         parts.append("Examples (do not reuse their words):\n" + lines)
-    if feedback and feedback_mode == "steer":
-        texts = "\n".join(f"- {_input_text(spec, s['fields'])}" for s in feedback)
-        parts.append(
-            "These earlier samples were unusual and hard for the student model:\n" + texts + "\n"
-            "Write a new sample that differs from the examples as much as these do, "
-            "with its own wording and subject. Do not copy them."
-        )
-    if context:
-        texts = "\n".join(f"- {_input_text(spec, s['fields'])}" for s in context)
-        parts.append(
-            "Current training samples:\n" + texts + "\n"
-            "Write a sample that is significantly different from these: another topic, domain, style or writer."
-        )
     ask = "Write one new sample"
     if label is not None:
         ask += f' with label "{label}" ({_label_description(spec, label)})'
     if topic:
         ask += f", about {topic}"
+    if steer:
+        ask += (". Make it differ from the examples as much as the unusual earlier samples do, "
+                "with its own wording and subject; do not copy them")
+    if context:
+        ask += (". Make it significantly different from the current training samples: "
+                "another topic, domain, style or writer")
     parts.append(ask + ". Do not repeat the examples.")
     return "\n\n".join(parts)
+
+
+def _bullets(spec: TaskSpec, samples: Sequence[Sample]) -> str:
+    return "\n".join(f"- {_input_text(spec, s['fields'])}" for s in samples)
 
 
 def opening_phrases(texts: Sequence[str], words: int) -> list[str]:

@@ -18,7 +18,6 @@ PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export VLLM_CPU_KVCACHE_SPACE ?= 1
 
 .PHONY: install run test lint clean
 

@@ -36,14 +36,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=64, help="requests in the measured batch")
     parser.add_argument("--seqs", type=int, default=64, help="engine batch (max_num_seqs)")
+    parser.add_argument("--block-size", type=int, help="KV cache block size (default: vLLM's, 128 on CPU)")
+    parser.add_argument("--kind", choices=["round0", "feedback", "validation"], default="round0",
+                        help="round-0 training requests, a later round's (4 feedback samples) or OOD validation")
+    parser.add_argument("--no-prefix-caching", action="store_true", help="turn the engine's prefix cache off")
     args = parser.parse_args()
-    config = load_config(REPO / "configs" / "sst2.yaml", [f"generator.max_inflight={args.seqs}"])
+    overrides = [f"generator.max_inflight={args.seqs}"]
+    if args.block_size:
+        overrides.append(f"generator.block_size={args.block_size}")
+    config = load_config(REPO / "configs" / "sst2.yaml", overrides)
 
     from vllm import LLM, SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
     started = time.perf_counter()
-    llm = LLM(**engine_kwargs(config, resolve_model(config.teacher.model)))
+    kwargs = engine_kwargs(config, resolve_model(config.teacher.model))
+    if args.no_prefix_caching:
+        kwargs["enable_prefix_caching"] = False
+    llm = LLM(**kwargs)
     startup = time.perf_counter() - started
     tokenizer = llm.get_tokenizer()
 
@@ -60,9 +70,11 @@ def main() -> None:
         return tokens, seconds, sum(len(o.prompt_token_ids) for o in outs) / len(outs)
 
     run(requests_for(config, 8, round_index=99))
-    tokens, seconds, prompt_len = run(requests_for(config, args.n))
+    tokens, seconds, prompt_len = run(requests_for(config, args.n, kind=args.kind))
     env = {k: v for k, v in os.environ.items() if k.startswith("VLLM_CPU_") or k == "LD_PRELOAD"}
-    print(json.dumps({"n": args.n, "max_num_seqs": args.seqs, "env": env, "startup_s": round(startup, 1),
+    print(json.dumps({"n": args.n, "kind": args.kind, "max_num_seqs": args.seqs,
+                      "block_size": llm.llm_engine.vllm_config.cache_config.block_size,
+                      "prefix_caching": llm.llm_engine.vllm_config.cache_config.enable_prefix_caching, "env": env, "startup_s": round(startup, 1),
                       "tokens": tokens, "seconds": round(seconds, 1), "tok_s": round(tokens / seconds, 1),
                       "prompt_tokens_mean": round(prompt_len, 1)}))
 

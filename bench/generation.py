@@ -24,21 +24,42 @@ from collections import Counter
 from pathlib import Path
 
 from gold_ray.config import load_config
-from gold_ray.core.prompts import PromptOptions, plan_requests, request_schema
+from gold_ray.core.prompts import plan_requests, request_schema
 from gold_ray.embedded import resolve_model
-from gold_ray.generator import engine_kwargs, sampling_dict
+from gold_ray.generator import engine_kwargs, prompt_options, sampling_dict
 
 WARMUP = 8
 
+# Stand-ins for earlier rounds' samples (written for this bench, sst2-like lengths): the
+# feedback a later round's prompts carry, the training samples an OOD validation prompt shows.
+STAND_IN_TEXTS = [
+    "the sound mix buries half the dialogue under a score that never stops swelling",
+    "a patient, generous film about two brothers who cannot stop lying to each other",
+    "every twist is telegraphed a reel ahead, and the finale simply gives up",
+    "the cinematography turns a grey fishing town into something close to a fairy tale",
+    "it runs two hours and feels like four, mostly because the villain never shuts up",
+    "the child actors are so natural that you forget there is a camera in the room",
+]
 
-def requests_for(config, count, round_index=0):
-    options = PromptOptions(
-        few_shot=config.generation.few_shot,
-        diversity_seeds=tuple(config.generation.diversity_seeds),
-        example_format=config.generation.example_format,
-        ban_openings=config.generation.ban_openings,
-    )
-    return plan_requests(config.task, options, round_index, "train", count, config.run.seed)
+
+def stand_in_samples(count):
+    return [{"id": f"r00-train-{i:05d}", "round": 0, "kind": "train", "fields": {"text": text},
+             "label": "negative" if i % 2 == 0 else "positive", "provenance": {}}
+            for i, text in enumerate(STAND_IN_TEXTS[:count])]
+
+
+def requests_for(config, count, round_index=0, kind="round0"):
+    """``kind``: round0 (training requests, no feedback), feedback (a later round's training
+    requests, carrying ``feedback.k`` feedback samples) or validation (OOD requests showing
+    context samples)."""
+    options, seed = prompt_options(config), config.run.seed
+    if kind == "feedback":
+        feedback = stand_in_samples(config.feedback.k)
+        return plan_requests(config.task, options, round_index + 1, "train", count, seed, feedback=feedback)
+    if kind == "validation":
+        context = stand_in_samples(len(STAND_IN_TEXTS))
+        return plan_requests(config.task, options, round_index, "validation", count, seed, context_samples=context)
+    return plan_requests(config.task, options, round_index, "train", count, seed)
 
 
 class OfflineVllm:

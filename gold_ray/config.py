@@ -116,6 +116,13 @@ class GeneratorSection(Strict):
     max_inflight: int = Field(
         default=128, ge=1, description="requests the engine batches at once per replica (2-core CPU: 128 gave 1.1-1.2x of 64)"
     )
+    block_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="KV cache block size in tokens; the prefix cache reuses whole blocks only. null: 32 on "
+        "CPU (1.1-1.5x the tokens/s of vLLM's 128 there, docs/benchmarks.md 'Prompt order and block "
+        "size'), vLLM's default on GPU",
+    )
     queue_factor: int = Field(
         default=4,
         ge=1,
@@ -198,6 +205,13 @@ class ScorerSection(Strict):
     resources: dict[str, float] = Field(default_factory=dict)
     temperature: float = Field(default=1.0, gt=0, description="energy temperature T")
     batch_size: int = Field(default=64, ge=1)
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch threads per scorer actor. null: its node's cores shared among the replicas; "
+        "scoring runs between generation and training, never beside them, so it may use every core "
+        "(2-core CPU: see docs/benchmarks.md, 'Scorer threads')",
+    )
 
 
 class FeedbackSection(Strict):

@@ -68,6 +68,9 @@ def on_gpu(config: GoldConfig) -> bool:
     return config.generator.num_gpus > 0
 
 
+CPU_BLOCK_SIZE = 32  # vLLM's CPU attention wants multiples of 32; 128 (its default) shares fewer prompt heads
+
+
 def engine_kwargs(config: GoldConfig, model_path: str) -> dict[str, Any]:
     """``AsyncEngineArgs`` for the teacher. CPU: float32 and eager mode by default (bf16 is
     emulated without AVX512; torch.compile costs minutes of start-up here)."""
@@ -86,6 +89,9 @@ def engine_kwargs(config: GoldConfig, model_path: str) -> dict[str, Any]:
         "seed": config.run.seed,
         "disable_log_stats": True,
     }
+    block_size = gen.block_size or (None if gpu else CPU_BLOCK_SIZE)
+    if block_size is not None:
+        kwargs["block_size"] = block_size
     if not gpu:
         # vLLM CPU rewinds a seeded request's torch.Generator after a partial (chunked) prefill,
         # which the CPU generator cannot do ("CPU Generator does not use offset"): the engine

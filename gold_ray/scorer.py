@@ -19,6 +19,7 @@ scoring and loading are idempotent, so a resent call cannot change a result.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ class StudentScorer:
         import torch
 
         self.config = GoldConfig.model_validate_json(config_json)
+        torch.set_num_threads(scorer_threads(self.config.scorer.threads, self.config.scorer.replicas, os.cpu_count()))
         self.device = device or ("cuda" if self.config.scorer.num_gpus > 0 and torch.cuda.is_available() else "cpu")
         self.checkpoint_dir: str | None = None
         self.student: Any = None
@@ -95,6 +97,12 @@ class StudentScorer:
             {"id": s["id"], "energy": e, "predicted": p, "loss": loss_i if ok else None}
             for s, e, p, loss_i, ok in zip(samples, energy, predicted, loss, labelled, strict=True)
         ]
+
+
+def scorer_threads(threads: int | None, replicas: int, cores: int | None) -> int:
+    """torch threads of one scorer actor: ``threads`` if set, else its share of the node's cores
+    (Ray would give an actor of num_cpus < 2 one thread)."""
+    return threads if threads is not None else max(1, (cores or 1) // replicas)
 
 
 def _usable(task: Any, row: dict[str, Any]) -> bool:

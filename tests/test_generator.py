@@ -81,8 +81,11 @@ def test_engine_settings_follow_the_device():
     cpu = engine_kwargs(config(), "/m")
     assert cpu["dtype"] == "float32" and cpu["enforce_eager"] is True and "distributed_executor_backend" not in cpu
     assert cpu["enable_chunked_prefill"] is False  # seeded requests crash the CPU sampler otherwise
+    assert cpu["block_size"] == 32  # finer prefix-cache reuse than vLLM's CPU default of 128
     gpu = engine_kwargs(config("generator.num_gpus=1", "generator.tensor_parallel_size=2"), "/m")
     assert gpu["dtype"] == "bfloat16" and gpu["enforce_eager"] is False and gpu["tensor_parallel_size"] == 2
+    assert "block_size" not in gpu  # vLLM's own choice per attention backend
+    assert engine_kwargs(config("generator.block_size=64"), "/m")["block_size"] == 64
     assert engine_kwargs(config("teacher.dtype=float16", "teacher.enforce_eager=false"), "/m")["dtype"] == "float16"
 
 

@@ -79,3 +79,11 @@ def test_a_restart_that_never_ends_times_out(monkeypatch):
     actor = FakeActor(restarts=10**6)
     with pytest.raises(ray.exceptions.ActorUnavailableError):
         pool_of(actor)._get(0, actor.score.remote("ref", 0, 1), "score", ("ref", 0, 1))
+
+
+def test_scorer_threads_default_to_the_replicas_share_of_the_node():
+    assert sc.scorer_threads(None, 1, 2) == 2  # scoring never runs beside generation or training
+    assert sc.scorer_threads(None, 3, 8) == 2
+    assert sc.scorer_threads(None, 4, 2) == 1
+    assert sc.scorer_threads(None, 1, None) == 1  # os.cpu_count() unknown
+    assert sc.scorer_threads(3, 1, 2) == 3  # configured: as given

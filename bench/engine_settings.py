@@ -39,9 +39,10 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, help="KV cache block size (default: vLLM's, 128 on CPU)")
     parser.add_argument("--kind", choices=["round0", "feedback", "validation"], default="round0",
                         help="round-0 training requests, a later round's (4 feedback samples) or OOD validation")
+    parser.add_argument("--prompt-order", choices=["examples_first", "shared_first"], default="examples_first")
     parser.add_argument("--no-prefix-caching", action="store_true", help="turn the engine's prefix cache off")
     args = parser.parse_args()
-    overrides = [f"generator.max_inflight={args.seqs}"]
+    overrides = [f"generator.max_inflight={args.seqs}", f"generation.prompt_order={args.prompt_order}"]
     if args.block_size:
         overrides.append(f"generator.block_size={args.block_size}")
     config = load_config(REPO / "configs" / "sst2.yaml", overrides)
@@ -72,7 +73,7 @@ def main() -> None:
     run(requests_for(config, 8, round_index=99))
     tokens, seconds, prompt_len = run(requests_for(config, args.n, kind=args.kind))
     env = {k: v for k, v in os.environ.items() if k.startswith("VLLM_CPU_") or k == "LD_PRELOAD"}
-    print(json.dumps({"n": args.n, "kind": args.kind, "max_num_seqs": args.seqs,
+    print(json.dumps({"n": args.n, "kind": args.kind, "prompt_order": args.prompt_order, "max_num_seqs": args.seqs,
                       "block_size": llm.llm_engine.vllm_config.cache_config.block_size,
                       "prefix_caching": llm.llm_engine.vllm_config.cache_config.enable_prefix_caching, "env": env, "startup_s": round(startup, 1),
                       "tokens": tokens, "seconds": round(seconds, 1), "tok_s": round(tokens / seconds, 1),

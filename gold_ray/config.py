@@ -77,6 +77,12 @@ class GenerationSection(Strict):
         description="forbid the engine to write the first N words of any text shown in the prompt "
         "(vLLM bad_words; 0: off): cuts verbatim copies of examples",
     )
+    prompt_order: Literal["examples_first", "shared_first"] = Field(
+        default="examples_first",
+        description="shared_first: feedback or OOD context samples before the per-request examples, so the "
+        "engine's prefix cache reuses them (1.2-1.3x tokens/s on CPU); it changes what the teacher writes, "
+        "and its effect on the student is not measured yet (docs/benchmarks.md, 'Prompt order and block size')",
+    )
     feedback_per_prompt: int = Field(default=2, ge=0, description="feedback samples shown in each prompt")
     ood_context: int = Field(
         default=3, ge=0, description="current training samples shown in each OOD validation prompt"

@@ -118,7 +118,7 @@ def prompt_options(config: GoldConfig) -> PromptOptions:
     return PromptOptions(few_shot=gen.few_shot, diversity_seeds=tuple(gen.diversity_seeds),
                          feedback_mode=gen.feedback_mode, feedback_per_prompt=gen.feedback_per_prompt,
                          ood_context=gen.ood_context, example_format=gen.example_format,
-                         ban_openings=gen.ban_openings)
+                         ban_openings=gen.ban_openings, prompt_order=gen.prompt_order)
 
 
 def sampling_dict(config: GoldConfig, seed: int) -> dict[str, Any]:

@@ -56,23 +56,29 @@ def test_feedback_steers_by_default_and_is_recorded(sst2):
     assert reqs[0].feedback_ids == ["r00-validation-00000", "r00-validation-00001"]
     assert reqs[1].feedback_ids == ["r00-validation-00002", "r00-validation-00003"]
     user = reqs[0].messages[-1]["content"]
-    assert "differ from the examples as much as the unusual earlier samples do" in user
+    assert "differs from the examples as much as these do" in user
     assert "an odd sentence number 0" in user and '"text": "an odd sentence number 0' not in user
     assert "an odd sentence number 0 about opera sets" in reqs[0].prompt_texts[-2]
 
 
-def test_shared_blocks_come_before_per_request_examples(sst2):
-    """Requests with the same feedback or context rotation share the prompt up to their examples,
-    so the engine's prefix cache computes that head once (prompt order, docs/benchmarks.md)."""
+def test_shared_first_puts_feedback_and_context_before_per_request_examples(sst2):
+    """prompt_order=shared_first: requests with the same feedback or context rotation share the
+    prompt up to their examples, so the engine's prefix cache computes that head once; the
+    instructions about those samples move to the closing ask."""
     fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets") for i in range(4)]
-    train = plan_requests(sst2, PromptOptions(feedback_per_prompt=2), 1, "train", 4, 0, feedback=fb)
+    opts = PromptOptions(feedback_per_prompt=2, ood_context=3, prompt_order="shared_first")
+    train = plan_requests(sst2, opts, 1, "train", 4, 0, feedback=fb)
     ctx = [feedback_sample(i, f"training sample {i}") for i in range(6)]
-    val = plan_requests(sst2, PromptOptions(ood_context=3), 0, "validation", 4, 0, context_samples=ctx)
+    val = plan_requests(sst2, opts, 0, "validation", 4, 0, context_samples=ctx)
     for a, b, shared in [(train[0], train[2], "number 1 about opera"), (val[0], val[2], "training sample 2")]:
         ua, ub = a.messages[-1]["content"], b.messages[-1]["content"]
         head = ua[: len(os.path.commonprefix([ua, ub]))]
         assert shared in head and "Examples" in head  # they differ only from the examples on
         assert ua != ub and ua.index(shared) < ua.index("Examples")
+    assert "as much as the unusual earlier samples do" in train[0].messages[-1]["content"].split("Examples")[1]
+    assert "significantly different" in val[0].messages[-1]["content"].split("Examples")[1]
+    default = plan_requests(sst2, PromptOptions(), 1, "train", 1, 0, feedback=fb)[0].messages[-1]["content"]
+    assert default.index("Examples") < default.index("number 0 about opera")  # examples_first: as before
 
 
 def test_feedback_as_examples_mode(sst2):

@@ -29,6 +29,7 @@ from gold_ray.tasks.spec import TaskSpec
 
 FeedbackMode = Literal["steer", "examples"]
 ExampleFormat = Literal["text", "json"]
+PromptOrder = Literal["examples_first", "shared_first"]
 
 SYSTEM = (
     "You write training data for a machine-learning task. Reply with exactly one JSON object "
@@ -47,6 +48,7 @@ class PromptOptions:
     ood_context: int = 3
     example_format: ExampleFormat = "text"
     ban_openings: int = 3
+    prompt_order: PromptOrder = "examples_first"
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ def plan_requests(
         context = _rotate(context_samples or (), options.ood_context, i) if kind == "validation" else []
         topic = options.diversity_seeds[i % len(options.diversity_seeds)] if options.diversity_seeds else None
         user = build_user_message(
-            spec, examples, labels[i], fb, options.feedback_mode, context, topic, options.example_format
+            spec, examples, labels[i], fb, options.feedback_mode, context, topic, options.example_format,
+            options.prompt_order,
         )
         shown = [_input_text(spec, e) for e in examples] + [_input_text(spec, s["fields"]) for s in fb + context]
         requests.append(
@@ -133,42 +136,56 @@ def build_user_message(
     context: Sequence[Sample],
     topic: str | None,
     example_format: ExampleFormat = "text",
+    prompt_order: PromptOrder = "examples_first",
 ) -> str:
-    """The user turn: task, fields, feedback or OOD context, examples, the ask.
+    """The user turn: task, fields, examples, feedback or OOD context with its instruction, the ask.
 
-    What many requests of a batch share comes first: the task and fields (every request), the
-    feedback or context samples (one of a few rotations); the per-request examples, label and
-    topic come last. The engine's prefix cache then computes the shared head once per batch
-    instead of once per request (docs/benchmarks.md, "Prompt order").
+    ``prompt_order="shared_first"`` moves what many requests of a batch share (the feedback or
+    context samples: one of a few rotations) before the per-request examples and puts their
+    instruction in the closing ask, so the engine's prefix cache computes them once per rotation
+    (1.2-1.3x tokens/s on CPU, docs/benchmarks.md "Prompt order and block size"); it changes
+    what the teacher writes, and its effect on the student is not yet measured.
 
     ``example_format="text"`` shows examples as plain lines, not JSON: measured with the
     135M teacher, JSON examples were copied verbatim into the JSON answer in 25 of 64 prompts,
     plain lines in 14 of 64."""
-    parts = [f"Task: {spec.description}", "Fields of the JSON object:\n" + _field_lines(spec, label)]
+    head = [f"Task: {spec.description}", "Fields of the JSON object:\n" + _field_lines(spec, label)]
     steer = bool(feedback) and feedback_mode == "steer"
-    if steer:
-        parts.append("These earlier samples were unusual and hard for the student model:\n" + _bullets(spec, feedback))
-    if context:
-        parts.append("Current training samples:\n" + _bullets(spec, context))
     shown = list(examples)
     if feedback and feedback_mode == "examples":
         shown += [_as_example(spec, s) for s in feedback]
     if shown and example_format == "json":
-        parts.append("Examples:\n" + "\n".join(json.dumps(e, ensure_ascii=False) for e in shown))
+        example_part = ["Examples:\n" + "\n".join(json.dumps(e, ensure_ascii=False) for e in shown)]
     elif shown:
-        lines = "\n".join(_example_line(spec, e) for e in shown)
-        parts.append("Examples (do not reuse their words):\n" + lines)
+        example_part = ["Examples (do not reuse their words):\n" + "\n".join(_example_line(spec, e) for e in shown)]
+    else:
+        example_part = []
     ask = "Write one new sample"
     if label is not None:
         ask += f' with label "{label}" ({_label_description(spec, label)})'
     if topic:
         ask += f", about {topic}"
-    if steer:
-        ask += (". Make it differ from the examples as much as the unusual earlier samples do, "
-                "with its own wording and subject; do not copy them")
-    if context:
-        ask += (". Make it significantly different from the current training samples: "
-                "another topic, domain, style or writer")
+    if prompt_order == "shared_first":
+        shared = []
+        if steer:
+            shared.append("These earlier samples were unusual and hard for the student model:\n" + _bullets(spec, feedback))
+            ask += (". Make it differ from the examples as much as the unusual earlier samples do, "
+                    "with its own wording and subject; do not copy them")
+        if context:
+            shared.append("Current training samples:\n" + _bullets(spec, context))
+            ask += (". Make it significantly different from the current training samples: "
+                    "another topic, domain, style or writer")
+        parts = head + shared + example_part
+    else:
+        parts = head + example_part
+        if steer:
+            parts.append("These earlier samples were unusual and hard for the student model:\n"
+                         + _bullets(spec, feedback) + "\n"
+                         "Write a new sample that differs from the examples as much as these do, "
+                         "with its own wording and subject. Do not copy them.")
+        if context:
+            parts.append("Current training samples:\n" + _bullets(spec, context) + "\n"
+                         "Write a sample that is significantly different from these: another topic, domain, style or writer.")
     parts.append(ask + ". Do not repeat the examples.")
     return "\n\n".join(parts)
 

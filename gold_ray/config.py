@@ -241,6 +241,15 @@ class PipelineSection(Strict):
         "cores (a GPU teacher, or a Ray cluster of several nodes); on one CPU machine both would "
         "slow each other down (docs/benchmarks.md, 'End to end')",
     )
+    staleness: int = Field(
+        default=0,
+        ge=0,
+        description="training batches generated ahead of the round that trains on them. 0: the paper's "
+        "order (round r's prompts carry round r-1's feedback). k > 0: round r's batch is generated while "
+        "rounds r-k..r-1 train and score, with round r-k-1's feedback (recorded per sample as "
+        "provenance.feedback_round); at most k batches wait in the object store. Pays off where the "
+        "teacher and the trainer have their own devices (docs/benchmarks.md, 'Staleness')",
+    )
 
 
 class RaySection(Strict):

@@ -12,6 +12,10 @@ Per round r:
   5. select the feedback F(r) with the configured policy; evaluate the student if an eval
      file is configured; publish the round atomically.
 
+With ``pipeline.staleness`` k > 0, step 1's batch for rounds r+1..r+k is submitted as soon as
+round r's own batch is in, carrying the freshest feedback there is (round r-1's), so the
+teacher writes them while round r trains and scores.
+
 Batches move as ObjectRefs (generator -> here -> Train workers; here -> scorer).
 The coordinator reads a batch's rows only to write the run directory and to pick feedback.
 """
@@ -28,7 +32,7 @@ import numpy as np
 import ray
 
 from gold_ray.config import GoldConfig, validate_config
-from gold_ray.core.feedback import select_feedback
+from gold_ray.core.feedback import feedback_round_for, select_feedback
 from gold_ray.core.samples import Sample
 from gold_ray.rundir import TEACHER_EVAL, RunDir, round_name, write_json, write_jsonl
 
@@ -77,6 +81,7 @@ class Coordinator:
         self.rng = np.random.default_rng(self.config.run.seed)
         self.handle = _own_handle()  # where batch tasks send progress ticks
         self.train_session: Any = None  # the run's TrainSession, started by the first round
+        self.ahead: dict[int, Any] = {}  # round -> its training batch, submitted early (pipeline.staleness)
 
     # ---------------------------------------------------------------- actor API
 
@@ -129,12 +134,12 @@ class Coordinator:
 
         cfg, timings = self.config, Timings()
         partial = self.run_dir.partial_dir(r)
-        feedback, feedback_round = state["feedback"], r - 1 if state["feedback"] else -1
+        feedback_round = feedback_round_for(r, cfg.pipeline.staleness)
 
         with timings.phase("generate_train"):
-            gen = pool.generate(r, "train", cfg.generation.train_per_round, feedback, feedback_round,
-                                progress=self.handle)
+            gen = (self.ahead.pop(r, None) or self._submit_train(r, state, pool)).result()
             train_rows: list[Sample] = ray.get(gen.samples_ref)
+        self._submit_ahead(r, state, pool)
         write_jsonl(partial / "train.jsonl", train_rows)
         state["refs"][r] = gen.samples_ref
         self.log(f"[round {r}] generated {gen.accepted} training samples ({_fmt_counts(gen.rejected)} rejected), "
@@ -146,7 +151,7 @@ class Coordinator:
         context = _pick(train_rows, CONTEXT_SAMPLES, self.rng)
 
         def submit_validation() -> Any:
-            return pool.submit(r, "validation", cfg.generation.validation_per_round, [], feedback_round,
+            return pool.submit(r, "validation", cfg.generation.validation_per_round, [], -1,
                                context_samples=context, progress=self.handle)
 
         pending_val = submit_validation() if self.overlap_validation else None
@@ -174,7 +179,7 @@ class Coordinator:
         write_jsonl(partial / "scores.jsonl", scores)
         val_energy = np.array([s["energy"] for s in scores if s["kind"] == "validation"])
         picked = select_feedback(cfg.feedback.policy, val_energy, cfg.feedback.band, cfg.feedback.k, self.rng)
-        state["feedback"] = [val_rows[i] for i in picked]
+        state["feedback"], state["feedback_round"] = [val_rows[i] for i in picked], r
         write_jsonl(partial / "feedback.jsonl", state["feedback"])
 
         eval_metrics: dict[str, Any] = {}
@@ -193,6 +198,10 @@ class Coordinator:
                                   "loop": round(result.seconds_training, 1),
                                   "export": round(result.seconds_export, 1)},
             "validation_batch_s": round(val.seconds, 1),  # its own time, mostly hidden behind training
+            # whose feedback this round's training prompts carried (-1: none)
+            "feedback_round": feedback_round if any(gen.prompts.values()) else -1,
+            # When each batch was in flight (epoch seconds): the generator's busy time (bench/overlap.py)
+            "batch_windows": {"train": _window(gen), "validation": _window(val)},
             "filtered": len(dropped),
             "feedback_ids": [s["id"] for s in state["feedback"]],
             "energy_quantiles": _quantiles(val_energy),
@@ -206,6 +215,29 @@ class Coordinator:
         if self.mirror is not None:
             seconds = self.mirror.push_round(self.run_dir.root, r)
             self.log(f"[round {r}] uploaded to {self.mirror.url('rounds', round_name(r))} in {seconds:.1f}s")
+
+    def _submit_train(self, r: int, state: dict[str, Any], pool: Any) -> Any:
+        """Start round ``r``'s training batch with the feedback ``pipeline.staleness`` gives it."""
+        feedback_round = feedback_round_for(r, self.config.pipeline.staleness)
+        feedback = self._feedback_of(feedback_round, state)
+        return pool.submit(r, "train", self.config.generation.train_per_round, feedback,
+                           feedback_round if feedback else -1, progress=self.handle)
+
+    def _submit_ahead(self, r: int, state: dict[str, Any], pool: Any) -> None:
+        """Keep the batches of rounds r+1..r+staleness in flight (none past the last round)."""
+        last = min(r + self.config.pipeline.staleness, self.config.run.rounds - 1)
+        for b in range(r + 1, last + 1):
+            if b not in self.ahead:
+                self.ahead[b] = self._submit_train(b, state, pool)
+
+    def _feedback_of(self, feedback_round: int, state: dict[str, Any]) -> list[Sample]:
+        """Round ``feedback_round``'s feedback: the latest is in memory, older ones (needed after
+        a resume with staleness) in the run directory."""
+        if feedback_round < 0:
+            return []
+        if feedback_round == state["feedback_round"]:
+            return state["feedback"]
+        return self.run_dir.read_round(feedback_round, "feedback")
 
     def _trainer(self) -> Any:
         """The run's TrainSession, started on first use. Its checkpoints go to
@@ -265,7 +297,8 @@ class Coordinator:
         student = self.run_dir.latest_student()
         if start:
             self.log(f"resumed after round {start - 1}: {len(feedback)} feedback samples, student {student}")
-        return {"refs": refs, "feedback": feedback, "student": str(student) if student else None}
+        return {"refs": refs, "feedback": feedback, "feedback_round": start - 1,
+                "student": str(student) if student else None}
 
     def _summary(self) -> dict[str, Any]:
         metrics = self.run_dir.round_metrics()
@@ -290,10 +323,16 @@ def overlap_validation(config: GoldConfig) -> bool:
     return config.generator.num_gpus > 0 or len([n for n in ray.nodes() if n.get("Alive")]) > 1
 
 
+def _window(batch: Any) -> list[float]:
+    return [round(batch.started_at, 1), round(batch.started_at + batch.seconds, 1)]
+
+
 def _own_handle() -> Any:
+    if not ray.is_initialized():  # constructed outside Ray (unit tests); never start a Ray for it
+        return None
     try:
         return ray.get_runtime_context().current_actor
-    except RuntimeError:  # constructed outside Ray (unit tests)
+    except RuntimeError:  # a driver, not an actor
         return None
 
 

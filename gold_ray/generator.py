@@ -319,6 +319,7 @@ class GenerationResult:
     prompts: dict[str, list[str]] = field(default_factory=dict)
     retries: int = 0
     errors: list[str] = field(default_factory=list)  # the first failures, where requests failed
+    started_at: float = 0.0  # epoch seconds when the batch's requests went out
 
 
 @dataclass
@@ -342,6 +343,7 @@ class PendingBatch:
             prompts=self.prompts,
             retries=stats["retries"],
             errors=stats["errors"],
+            started_at=stats["started_at"],
         )
 
 
@@ -615,7 +617,7 @@ def _run_batch(
         return results
 
     config = validate_config(config_data)
-    start = time.perf_counter()
+    started_at, start = time.time(), time.perf_counter()
     results = sorted(asyncio.run(drain()), key=lambda r: r["index"])
     seconds = time.perf_counter() - start  # the batch's own time, however late the caller asks
     deduper = Deduper(config.generation.near_duplicate_threshold)
@@ -626,6 +628,7 @@ def _run_batch(
         "rejected": dict(Counter(r["reason"] for r in results if r["sample"] is None)),
         "tokens": sum(r["tokens"] for r in results),
         "seconds": seconds,
+        "started_at": started_at,
         "retries": sum(r.get("attempts", 1) - 1 for r in results),
         "errors": [r["detail"] for r in results if r["reason"] == REQUEST_FAILED][:3],
     }

@@ -5,8 +5,11 @@
 2. a real head from `ray start --head` (its own temp dir and free ports) and the same run
    resumed on it with `ray job submit --working-dir <repo> --runtime-env cluster/runtime_env.yaml
    -- gold-ray run ... --resume`: the job must succeed, join the head (never start a Ray of its
-   own), pull round 0 back from the URI, leave it byte-identical, and complete round 1 whose
-   prompts carry round 0's feedback.
+   own), pull round 0 back from the URI, leave it byte-identical, and complete rounds 1 and 2.
+
+The run pipelines its rounds (``pipeline.staleness=1``): round r+1's batch is generated while
+round r trains, so round 1's prompts carry no feedback and round 2's carry round 0's, which
+each sample's provenance records; the kill drops round 1's batch in flight.
 
 One test for both because each start of a run (Ray, Serve, vLLM, a Train fit) costs a minute on
 the 2-core CI machine; the resume is the part of a run worth submitting as a job.
@@ -45,7 +48,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EVAL_FILE = ROOT.parent / "shared" / "data" / "sst2" / "validation.jsonl"
 TINY = [
-    "run.rounds=2",
+    "run.rounds=3",
+    # Round r+1's batch is generated while round r trains: the kill after round 0 also drops
+    # round 1's batch in flight, and the resume must regenerate it with the same feedback.
+    "pipeline.staleness=1",
     "generation.train_per_round=12",
     "generation.validation_per_round=10",
     "training.workers=1",  # a DDP group of 2 costs start-up time; tests/test_student.py trains with 2
@@ -225,30 +231,36 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
     # The job joined the head (Ray hands it the head's GCS address) and resumed.
     assert re.search(rf"connected to the Ray cluster at [\w.:-]+:{gcs}\b", log), log[-6000:]
     assert "resumed after round 0" in log, log[-6000:]
-    assert "=== gold-ray run summary ===" in log and "rounds:   2 of 2" in log, log[-6000:]
+    assert "=== gold-ray run summary ===" in log and "rounds:   3 of 3" in log, log[-6000:]
 
-    # Round 0 untouched, round 1 complete, no sample twice.
+    # Round 0 untouched, rounds 1 and 2 complete, no sample twice.
     assert digest(r00) == round0, "round 0 changed on resume"
-    r01 = store / "rounds" / "r01"
-    assert digest(r01).keys() >= round0.keys()
-    ids = [s["id"] for r in (r00, r01) for name in ("train.jsonl", "validation.jsonl") for s in rows(r / name)]
+    r01, r02 = store / "rounds" / "r01", store / "rounds" / "r02"
+    assert digest(r01).keys() >= round0.keys() and digest(r02).keys() >= round0.keys()
+    ids = [s["id"] for r in (r00, r01, r02) for name in ("train.jsonl", "validation.jsonl") for s in rows(r / name)]
     assert len(ids) == len(set(ids)), "a sample id appears twice"
+    assert {s["round"] for s in rows(r02 / "train.jsonl")} == {2}
 
-    # The feedback chosen in round 0 went into round 1's prompts, by id.
+    # Staleness 1: round 1's batch was generated during round 0 (no feedback yet); round 0's
+    # feedback went into round 2's prompts, by id, and each sample records that round.
+    assert {s["provenance"]["feedback_round"] for s in rows(r01 / "train.jsonl")} == {-1}
+    assert not any(p["feedback_ids"] for p in rows(r01 / "prompts.jsonl"))
     fed = {s["id"] for s in rows(r00 / "feedback.jsonl")}
     assert fed, "round 0 chose no feedback"
-    used = {i for p in rows(r01 / "prompts.jsonl") if p["kind"] == "train" for i in p["feedback_ids"]}
+    used = {i for p in rows(r02 / "prompts.jsonl") if p["kind"] == "train" for i in p["feedback_ids"]}
     assert fed == used
-    carried = {i for s in rows(r01 / "train.jsonl") for i in s["provenance"]["feedback_ids"]}
+    carried = {i for s in rows(r02 / "train.jsonl") for i in s["provenance"]["feedback_ids"]}
     assert carried and carried <= fed
+    assert {s["provenance"]["feedback_round"] for s in rows(r02 / "train.jsonl")} == {0}
 
     # What a user downloads from the URI: metrics, student, report, summary.
     metrics = rows(store / "metrics.jsonl")
-    assert [m["round"] for m in metrics] == [0, 1]
+    assert [m["round"] for m in metrics] == [0, 1, 2]
+    assert [m["feedback_round"] for m in metrics] == [-1, -1, 0]
     assert (store / "student" / "config.json").is_file()
     assert (store / "report.html").is_file() and list((store / "report").glob("*.svg"))
     summary = json.loads((store / "summary.json").read_text())
-    assert summary["rounds"] == 2 and summary["output"] == f"file://{store}"
+    assert summary["rounds"] == 3 and summary["output"] == f"file://{store}"
     assert summary["student"] == f"file://{store}/student"
     assert f"student accuracy: {metrics[-1]['eval']['accuracy']:.4f}" in log
 

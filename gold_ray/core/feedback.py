@@ -102,3 +102,13 @@ def noise_filter_keep(energies: np.ndarray, drop_fraction: float) -> np.ndarray:
     if n_drop:
         keep[np.argsort(-energies, kind="stable")[:n_drop]] = False
     return keep
+
+
+def feedback_round_for(round_index: int, staleness: int) -> int:
+    """The round whose feedback round ``round_index``'s training prompts carry (-1: none).
+
+    With ``staleness`` k the batch of round r is generated while rounds r-k..r-1 train, so the
+    freshest feedback it can carry is that of round r-k-1; k = 0 is the paper's order."""
+    if round_index < 0 or staleness < 0:
+        raise ValueError(f"round and staleness must be >= 0, got {round_index}, {staleness}")
+    return max(round_index - staleness - 1, -1)

@@ -2,10 +2,11 @@
 
 What it soaks is the pool machinery, not vLLM: ``GeneratorPool.generate`` -> the batch Ray task
 -> Serve's router -> ``GeneratorServer`` replicas -> parsing, validation and de-duplication.
-The engine is :class:`SleepEngine`: it sleeps as long as a CPU engine would take for the
-tokens it "generates" (capped at ``--engine-batch`` requests at once per replica, as
-continuous batching is) and returns a valid, unique JSON sample. vLLM's own memory and
-stability are not measured here.
+With ``--engine sleep`` (default) the engine is :class:`SleepEngine`: it sleeps as long as a CPU
+engine would take for the tokens it "generates" (capped at ``--engine-batch`` requests at once per
+replica, as continuous batching is) and returns a valid, unique JSON sample; vLLM is not measured.
+With ``--engine vllm`` every request goes to the real teacher in vLLM's CPU engine (one replica
+per 2 cores); a replica's memory then includes its engine processes.
 
 Load is bounded: requests go in windows of ``--window`` (one ``generate`` call each, so at
 most a window is in flight). After each window it prints one line: accepted, rejected,
@@ -14,6 +15,7 @@ of the other Ray workers (the batch tasks run there) and of the driver. The last
 compare the first and last windows after warm-up.
 
     PYTHONPATH=. python bench/soak.py --requests 2000 --window 100 --replicas 2
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/soak.py --engine vllm --replicas 1 --engine-batch 128 --window 128
 """
 
 from __future__ import annotations
@@ -55,11 +57,14 @@ class SleepEngine:
         return EngineOutput(json.dumps({"label": label, "text": "the " + " ".join(words)}), tokens, "stop")
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, with_children: bool = False) -> float:
+    """RSS of a process (and, if asked, of its descendants: a replica's vLLM engine processes)."""
     import psutil
 
     try:
-        return psutil.Process(pid).memory_info().rss / MIB
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)] if with_children else [process]
+        return sum(p.memory_info().rss for p in family) / MIB
     except psutil.Error:  # the process went away between listing and reading
         return float("nan")
 
@@ -91,7 +96,7 @@ def window_line(w: int, done: int, result, seconds: float, procs: dict[str, list
     failed = result.rejected.get(REQUEST_FAILED, 0)
     row = {"window": w, "requests": done, "accepted": result.accepted, "failed": failed, "retries": result.retries,
            "rejected": sum(result.rejected.values()) - failed, "req_per_s": result_count(result) / seconds,
-           "replica_mib": [round(rss_mib(p)) for p in sorted(procs["replica"])],
+           "replica_mib": [round(rss_mib(p, with_children=True)) for p in sorted(procs["replica"])],
            "controller_mib": round(sum(rss_mib(p) for p in procs["controller"])),
            "workers_mib": round(sum(rss_mib(p) for p in procs["workers"])), "workers": len(procs["workers"]),
            "driver_mib": round(driver)}
@@ -127,6 +132,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--engine-batch", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=2, help="windows left out of the summary")
+    parser.add_argument("--engine", choices=["sleep", "vllm"], default="sleep",
+                        help="sleep: the stand-in engine (pool machinery only); vllm: the real teacher")
     parser.add_argument("--out", type=Path, help="write the per-window rows as JSON here")
     args = parser.parse_args()
 
@@ -140,12 +147,14 @@ def main() -> None:
     config = load_config(ROOT / "configs/sst2.yaml", [
         "generator.app_name=gold_ray_soak", f"generator.replicas={args.replicas}", "generator.num_cpus=0.5",
         f"generator.max_inflight={args.engine_batch}", "generator.max_retries=2"])
+    print(f"engine: {args.engine}", flush=True)
     import psutil
 
     driver = psutil.Process()
     rows = []
     try:
-        pool = GeneratorPool.start(config, engine_factory=functools.partial(SleepEngine, batch=args.engine_batch))
+        factory = functools.partial(SleepEngine, batch=args.engine_batch) if args.engine == "sleep" else None
+        pool = GeneratorPool.start(config, engine_factory=factory)
         done = 0
         for w in range(args.requests // args.window):
             start = time.perf_counter()

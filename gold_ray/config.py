@@ -81,7 +81,7 @@ class GenerationSection(Strict):
         default="examples_first",
         description="shared_first: feedback or OOD context samples before the per-request examples, so the "
         "engine's prefix cache reuses them (1.2-1.3x tokens/s on CPU); it changes what the teacher writes, "
-        "and its effect on the student is not measured yet (docs/benchmarks.md, 'Prompt order and block size')",
+        "and its one end-to-end run gave a student 5 points lower, not yet compared over seeds (docs/benchmarks.md, 'Prompt order and block size')",
     )
     feedback_per_prompt: int = Field(default=2, ge=0, description="feedback samples shown in each prompt")
     ood_context: int = Field(

@@ -6,7 +6,9 @@ With ``--engine sleep`` (default) the engine is :class:`SleepEngine`: it sleeps 
 engine would take for the tokens it "generates" (capped at ``--engine-batch`` requests at once per
 replica, as continuous batching is) and returns a valid, unique JSON sample; vLLM is not measured.
 With ``--engine vllm`` every request goes to the real teacher in vLLM's CPU engine (one replica
-per 2 cores); a replica's memory then includes its engine processes.
+per 2 cores); a replica's memory then includes its engine processes, and each line also splits
+it by process (the Serve replica, ``VLLM::EngineCore``, ``VLLM::Worker``). ``--engine-env``
+passes more environment to the replicas and their engines (e.g. glibc malloc settings).
 
 Load is bounded: requests go in windows of ``--window`` (one ``generate`` call each, so at
 most a window is in flight). After each window it prints one line: accepted, rejected,
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import platform
 import random
 import statistics
@@ -69,6 +72,22 @@ def rss_mib(pid: int, with_children: bool = False) -> float:
         return float("nan")
 
 
+def family_mib(pid: int) -> dict[str, int]:
+    """RSS of a replica and each of its descendants by process title (vLLM retitles its engine
+    processes ``VLLM::EngineCore`` and ``VLLM::Worker``): where memory grows, if it does."""
+    import psutil
+
+    out: dict[str, int] = {}
+    try:
+        root = psutil.Process(pid)
+        for process in [root, *root.children(recursive=True)]:
+            title = "replica" if process.pid == pid else (process.cmdline() or [process.name()])[0].split()[0]
+            out[title] = out.get(title, 0) + round(process.memory_info().rss / MIB)
+    except psutil.Error:  # a process went away between listing and reading
+        pass
+    return out
+
+
 def ray_processes() -> dict[str, list[int]]:
     """This driver's local Ray processes by role: replicas, controller, other workers. The
     local Ray is a child of this process, so nothing of another session is measured."""
@@ -97,13 +116,14 @@ def window_line(w: int, done: int, result, seconds: float, procs: dict[str, list
     row = {"window": w, "requests": done, "accepted": result.accepted, "failed": failed, "retries": result.retries,
            "rejected": sum(result.rejected.values()) - failed, "req_per_s": result_count(result) / seconds,
            "replica_mib": [round(rss_mib(p, with_children=True)) for p in sorted(procs["replica"])],
+           "replica_parts_mib": [family_mib(p) for p in sorted(procs["replica"])],
            "controller_mib": round(sum(rss_mib(p) for p in procs["controller"])),
            "workers_mib": round(sum(rss_mib(p) for p in procs["workers"])), "workers": len(procs["workers"]),
            "driver_mib": round(driver)}
     print(f"w{w:03d} n={done:5d} ok={row['accepted']:3d} rej={row['rejected']} fail={failed} "
           f"retry={row['retries']} {row['req_per_s']:6.1f} req/s replicas={row['replica_mib']} MiB "
           f"controller={row['controller_mib']} workers={row['workers_mib']} ({row['workers']}) "
-          f"driver={row['driver_mib']}", flush=True)
+          f"driver={row['driver_mib']} parts={row['replica_parts_mib']}", flush=True)
     return row
 
 
@@ -121,7 +141,7 @@ def summary(rows: list[dict], warmup: int) -> None:
           f"min {min(rates):.1f}, max {max(rates):.1f}, cv {statistics.pstdev(rates) / statistics.mean(rates):.3f}; "
           f"first half {statistics.mean(rates[:len(rates) // 2]):.1f}, second half "
           f"{statistics.mean(rates[len(rates) // 2:]):.1f}")
-    for key in ("replica_mib", "controller_mib", "workers_mib", "driver_mib"):
+    for key in ("replica_mib", "replica_parts_mib", "controller_mib", "workers_mib", "driver_mib"):
         print(f"rss {key}: window {first['window']} {first[key]} -> window {last['window']} {last[key]}")
 
 
@@ -135,7 +155,15 @@ def main() -> None:
     parser.add_argument("--engine", choices=["sleep", "vllm"], default="sleep",
                         help="sleep: the stand-in engine (pool machinery only); vllm: the real teacher")
     parser.add_argument("--out", type=Path, help="write the per-window rows as JSON here")
+    parser.add_argument("--engine-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="more environment for the replicas and their engine processes (e.g. glibc malloc tuning)")
     args = parser.parse_args()
+    if args.engine_env:
+        import gold_ray.generator as generator
+
+        extra = dict(item.split("=", 1) for item in args.engine_env)
+        base = generator.cpu_engine_env
+        generator.cpu_engine_env = lambda config: {**base(config), **extra}
 
     import functools
 
@@ -156,7 +184,7 @@ def main() -> None:
         factory = functools.partial(SleepEngine, batch=args.engine_batch) if args.engine == "sleep" else None
         pool = GeneratorPool.start(config, engine_factory=factory)
         done = 0
-        for w in range(args.requests // args.window):
+        for w in range(math.ceil(args.requests / args.window)):  # at least --requests
             start = time.perf_counter()
             # one round index per window: ids stay unique across the soak
             result = pool.generate(w, "train", args.window, feedback=[], feedback_round=-1)

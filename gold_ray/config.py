@@ -237,9 +237,10 @@ class PipelineSection(Strict):
     overlap_validation: bool | None = Field(
         default=None,
         description="generate the OOD validation batch while the student trains (its prompts need only "
-        "this round's training samples). null: only where the teacher does not share the trainer's "
-        "cores (a GPU teacher, or a Ray cluster of several nodes); on one CPU machine both would "
-        "slow each other down (docs/benchmarks.md, 'End to end')",
+        "this round's training samples). null: where the teacher does not share the trainer's "
+        "cores (a GPU teacher, or a Ray cluster of several nodes), or where it works during training "
+        "anyway (pipeline.staleness > 0: the validation batch goes before the batches ahead); on one "
+        "CPU machine at staleness 0 both would slow each other down (docs/benchmarks.md, 'End to end')",
     )
     staleness: int = Field(
         default=0,

@@ -14,7 +14,7 @@ Per round r:
 
 With ``pipeline.staleness`` k > 0, step 1's batch for rounds r+1..r+k is submitted as soon as
 round r's own batch is in, carrying the freshest feedback there is (round r-1's), so the
-teacher writes them while round r trains and scores.
+teacher writes them while round r trains and scores; round r's validation batch goes first.
 
 Batches move as ObjectRefs (generator -> here -> Train workers; here -> scorer).
 The coordinator reads a batch's rows only to write the run directory and to pick feedback.
@@ -139,22 +139,11 @@ class Coordinator:
         with timings.phase("generate_train"):
             gen = (self.ahead.pop(r, None) or self._submit_train(r, state, pool)).result()
             train_rows: list[Sample] = ray.get(gen.samples_ref)
-        self._submit_ahead(r, state, pool)
+        submit_validation, pending_val = self._submit_after_batch(r, train_rows, state, pool)
         write_jsonl(partial / "train.jsonl", train_rows)
         state["refs"][r] = gen.samples_ref
         self.log(f"[round {r}] generated {gen.accepted} training samples ({_fmt_counts(gen.rejected)} rejected), "
                  f"{gen.tokens / max(gen.seconds, 1e-9):.0f} tokens/s")
-
-        # The OOD validation prompts depend on this round's training samples, not on the new
-        # student: where the teacher has cores of its own it writes them while the student
-        # trains (same prompts and seeds, so the same samples as after training).
-        context = _pick(train_rows, CONTEXT_SAMPLES, self.rng)
-
-        def submit_validation() -> Any:
-            return pool.submit(r, "validation", cfg.generation.validation_per_round, [], -1,
-                               context_samples=context, progress=self.handle)
-
-        pending_val = submit_validation() if self.overlap_validation else None
 
         with timings.phase("noise_filter"):
             kept_refs, dropped = self._noise_filter(state, scorer, filter_noise)
@@ -215,6 +204,25 @@ class Coordinator:
         if self.mirror is not None:
             seconds = self.mirror.push_round(self.run_dir.root, r)
             self.log(f"[round {r}] uploaded to {self.mirror.url('rounds', round_name(r))} in {seconds:.1f}s")
+
+    def _submit_after_batch(self, r: int, train_rows: list[Sample], state: dict[str, Any], pool: Any) -> tuple[Any, Any]:
+        """Round ``r``'s batch is in: queue the teacher's next work. Returns a function that
+        submits the round's validation batch and, with overlap, that batch already in flight.
+
+        The OOD validation prompts depend on this round's training samples, not on the new
+        student, so with overlap the teacher writes them while the student trains (same prompts
+        and seeds, so the same samples as after training). They go before the batches of
+        ``pipeline.staleness``: scoring waits for them when training ends, the next round's
+        batch only when the next round starts."""
+        context = _pick(train_rows, CONTEXT_SAMPLES, self.rng)
+
+        def submit_validation() -> Any:
+            return pool.submit(r, "validation", self.config.generation.validation_per_round, [], -1,
+                               context_samples=context, progress=self.handle)
+
+        pending_val = submit_validation() if self.overlap_validation else None
+        self._submit_ahead(r, state, pool)
+        return submit_validation, pending_val
 
     def _submit_train(self, r: int, state: dict[str, Any], pool: Any) -> Any:
         """Start round ``r``'s training batch with the feedback ``pipeline.staleness`` gives it."""
@@ -317,9 +325,12 @@ class Coordinator:
 
 def overlap_validation(config: GoldConfig) -> bool:
     """Whether the validation batch is generated during training (``pipeline.overlap_validation``;
-    auto: only where the teacher and the trainer need not share CPU cores)."""
+    auto: where the teacher and the trainer need not share CPU cores, or where the teacher works
+    during training anyway, on the batches of ``pipeline.staleness``)."""
     if config.pipeline.overlap_validation is not None:
         return config.pipeline.overlap_validation
+    if config.pipeline.staleness > 0:
+        return True
     return config.generator.num_gpus > 0 or len([n for n in ray.nodes() if n.get("Alive")]) > 1
 
 

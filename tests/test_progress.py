@@ -57,5 +57,6 @@ def test_validation_overlaps_training_only_where_the_teacher_has_its_own_cores(m
     assert overlap_validation(load_config(config))  # a cluster
     nodes[1]["Alive"] = False
     assert not overlap_validation(load_config(config))  # a dead node gives no cores
+    assert overlap_validation(load_config(config, ["pipeline.staleness=1"]))  # the teacher works during training anyway
     assert overlap_validation(load_config(config, ["pipeline.overlap_validation=true"]))
     assert not overlap_validation(load_config(config, ["pipeline.overlap_validation=false", "generator.num_gpus=1"]))

@@ -79,3 +79,16 @@ def test_after_a_resume_older_feedback_comes_from_the_run_directory(tmp_path):
     assert pool.calls == [(3, "train", [s["id"] for s in feedback(0)], 0),
                           (4, "train", [s["id"] for s in feedback(1)], 1),
                           (5, "train", [s["id"] for s in feedback(2)], 2)]
+
+
+def test_with_staleness_the_validation_batch_goes_before_the_next_rounds_batch(tmp_path):
+    """The scorer needs round r's validation batch when round r's training ends; round r+1's
+    batch is needed only when round r+1 starts, so the teacher writes the validation batch first."""
+    from gold_ray.coordinator import overlap_validation
+
+    coord, pool = coordinator(tmp_path, 1), RecordingPool()
+    coord.overlap_validation = overlap_validation(coord.config)
+    rows = [{"id": f"r00-train-{i:05d}"} for i in range(10)]
+    _, pending = coord._submit_after_batch(0, rows, {"feedback": [], "feedback_round": -1}, pool)
+    assert pending == ("pending", 0)
+    assert [(r, kind) for r, kind, *_ in pool.calls] == [(0, "validation"), (1, "train")]

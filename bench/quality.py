@@ -1,0 +1,284 @@
+"""Quality: does OOD feedback make a better student than plain generation at the same budget?
+
+For each task, seed and feedback policy, one ``gold-ray run`` of the task's shipped config at the
+same budget (default 4 rounds of 256 training + 64 OOD validation samples: 1,024 training
+samples), then its final student scored on the task's whole eval file; per task, the teacher's
+few-shot score (greedy, the run's own prompt) on the first ``--teacher-limit`` rows. Prints a
+table of mean and standard deviation per task and policy, the issue's target checks where the
+cells exist, and writes the table with the command, machine and time taken between the
+``quality`` markers of docs/benchmarks.md.
+
+Only the budget, the seed and the policy are set here; everything else is the shipped config,
+so what the table shows is what a user gets.
+
+Long: a cell takes 25-30 min on a 2-core CPU. Cells are kept under ``--work``: run again with
+the same ``--work`` and finished cells are read back (each with the date it was computed, shown
+in the table), an interrupted run is resumed (``gold-ray run --resume``). Runs that share a seed
+share round 0 (no feedback exists before it): it runs once per task and seed with
+``run.rounds=1``, and each policy's run starts from a copy of it, its round-0 feedback
+re-picked with its own policy from the stored energies (the random policy then draws from a
+fresh generator of the seed, not from the one the coordinator used for round 0's context).
+
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py --tasks sst2 --seeds 0 1 2
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py --tasks sst2 ag_news rte --policies energy_band none
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gold_ray.config import GoldConfig, load_config  # noqa: E402
+from gold_ray.core.feedback import select_feedback  # noqa: E402
+from gold_ray.rundir import RunDir, read_json, read_jsonl, write_json, write_jsonl  # noqa: E402
+
+POLICIES = ("energy_band", "none", "random")
+DOCS = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
+
+
+def budget_overrides(args: argparse.Namespace) -> list[str]:
+    return [f"run.rounds={args.rounds}", f"generation.train_per_round={args.train}",
+            f"generation.validation_per_round={args.validation}"]
+
+
+def cell_overrides(args: argparse.Namespace, seed: int, policy: str) -> list[str]:
+    # No evaluation inside the run: the final student is scored afterwards, on every row.
+    return [*budget_overrides(args), f"run.seed={seed}", f"feedback.policy={policy}", "task.eval=null"]
+
+
+def gold_ray_run(config_path: Path, overrides: list[str], out: Path, resume: bool, log: Path) -> None:
+    command = [sys.executable, "-m", "gold_ray.cli", "run", str(config_path), "--out", str(out)]
+    command += [arg for item in overrides for arg in ("--set", item)] + (["--resume"] if resume else [])
+    with log.open("a") as handle:
+        handle.write(f"$ {shlex.join(command)}\n")
+        handle.flush()
+        code = subprocess.call(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                               stdout=handle, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise SystemExit(f"gold-ray run failed (exit {code}); its output is in {log}")
+
+
+def ensure_round0(args: argparse.Namespace, task: str, seed: int, work: Path) -> Path:
+    """Round 0 of (task, seed): the same for every policy (its prompts carry no feedback)."""
+    out = work / task / f"seed{seed}" / "round0"
+    if not (out / "rounds" / "r00" / "student").is_dir():
+        overrides = [*cell_overrides(args, seed, "none"), "run.rounds=1"]
+        print(f"  {task} seed {seed}: round 0 (shared by the policies)", flush=True)
+        gold_ray_run(config_file(task), overrides, out, resume=out.exists(), log=out.parent / "round0.log")
+    return out
+
+
+def start_from_round0(round0: Path, out: Path, config: GoldConfig) -> None:
+    """A run directory for ``config`` holding a copy of round 0, its feedback re-picked by
+    ``config.feedback.policy`` from round 0's stored validation energies."""
+    building = out.with_name(out.name + ".building")  # renamed when whole: a kill leaves no half copy
+    shutil.rmtree(building, ignore_errors=True)
+    run = RunDir(building)
+    run.open(config.to_yaml(), resume=False)  # config.yaml and run.json, as the coordinator writes them
+    target = run.round_dir(0)
+    shutil.copytree(round0 / "rounds" / "r00", target)
+    validation = read_jsonl(target / "validation.jsonl")
+    energy = {s["id"]: s["energy"] for s in read_jsonl(target / "scores.jsonl") if s["kind"] == "validation"}
+    import numpy as np
+
+    picked = select_feedback(config.feedback.policy, np.array([energy[s["id"]] for s in validation]),
+                             config.feedback.band, config.feedback.k, np.random.default_rng(config.run.seed))
+    feedback = [validation[i] for i in picked]
+    write_jsonl(target / "feedback.jsonl", feedback)
+    metrics = read_json(target / "round.json")
+    metrics["feedback_ids"] = [s["id"] for s in feedback]
+    write_json(target / "round.json", metrics)
+    run.link_student(0)
+    run.rebuild_metrics()
+    os.replace(building, out)
+
+
+def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> dict:
+    cell = work / task / f"seed{seed}" / policy
+    result_file = cell / "result.json"
+    if result_file.exists():
+        return {**read_json(result_file), "resumed": True}
+    out, log = cell / "run", cell / "run.log"
+    cell.mkdir(parents=True, exist_ok=True)
+    overrides = cell_overrides(args, seed, policy)
+    config = load_config(config_file(task), [*overrides, f"run.out_dir={out}"])
+    started = time.perf_counter()
+    resume = out.exists()
+    if not resume:
+        start_from_round0(ensure_round0(args, task, seed, work), out, config)
+    print(f"  {task} seed {seed} {policy}: gold-ray run ({log})", flush=True)
+    gold_ray_run(config_file(task), overrides, out, resume=True, log=log)
+    seconds = time.perf_counter() - started
+    from gold_ray.evaluation import evaluate_student
+
+    metrics = evaluate_student(out / "student", load_config(config_file(task)), limit=None)
+    metrics.pop("checkpoint", None)
+    result = {"task": task, "seed": seed, "policy": policy, "metrics": metrics, "seconds": round(seconds),
+              "computed": time.strftime("%Y-%m-%d %H:%M"), "resumed_run": resume}
+    write_json(result_file, result)
+    return result
+
+
+def run_teacher(args: argparse.Namespace, task: str, work: Path) -> dict:
+    """The teacher's few-shot score: `evaluate_teacher` (offline vLLM) in a child process, so
+    that its engine is gone before the next run starts."""
+    result_file = work / task / "teacher.json"
+    if result_file.exists():
+        return {**read_json(result_file), "resumed": True}
+    print(f"  {task}: teacher few-shot on {args.teacher_limit} rows", flush=True)
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    code = subprocess.call([sys.executable, __file__, "--teacher-of", task, "--teacher-limit", str(args.teacher_limit),
+                            "--work", str(work)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if code != 0:
+        raise SystemExit(f"the teacher's few-shot evaluation of {task} failed (exit {code})")
+    return read_json(result_file)
+
+
+def teacher_child(task: str, limit: int, work: Path) -> None:
+    from gold_ray.teacher_eval import evaluate_teacher
+
+    metrics = evaluate_teacher(load_config(config_file(task)), limit=limit)
+    write_json(work / task / "teacher.json", {"task": task, "metrics": metrics,
+                                               "computed": time.strftime("%Y-%m-%d %H:%M")})
+
+
+def config_file(task: str) -> Path:
+    path = REPO / "configs" / f"{task}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (REPO / "configs").glob("*.yaml"))
+        raise SystemExit(f"no config for task {task!r} (configs/{task}.yaml); known: {known}")
+    return path
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def headline(metrics: dict) -> tuple[str, float]:
+    """The metric a task is judged by: accuracy for classification, else the first float."""
+    name = "accuracy" if "accuracy" in metrics else next(k for k, v in metrics.items() if isinstance(v, float))
+    return name, metrics[name]
+
+
+def summarize(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
+def table(cells: list[dict], teachers: dict[str, dict], seeds_asked: list[int]) -> list[str]:
+    lines = ["| task | policy | seeds | mean | sd | per seed | computed |", "|---|---|---|---|---|---|---|"]
+    for task in dict.fromkeys(c["task"] for c in cells):
+        for policy in dict.fromkeys(c["policy"] for c in cells if c["task"] == task):
+            rows = sorted((c for c in cells if c["task"] == task and c["policy"] == policy), key=lambda c: c["seed"])
+            name, _ = headline(rows[0]["metrics"])
+            values = [headline(c["metrics"])[1] for c in rows]
+            mean, sd = summarize(values)
+            per_seed = ", ".join(f"{c['seed']}: {v:.4f}" for c, v in zip(rows, values, strict=True))
+            when = ", ".join(sorted({c["computed"][:10] for c in rows}))
+            partial = "" if len(rows) == len(seeds_asked) else " (partial)"
+            lines.append(f"| {task} | {policy} | {len(rows)}{partial} | {mean:.4f} | {_fmt(sd)} | {per_seed} "
+                         f"({name}, n={rows[0]['metrics']['n']}) | {when} |")
+        if task in teachers:
+            name, value = headline(teachers[task]["metrics"])
+            lines.append(f"| {task} | teacher few-shot | - | {value:.4f} | - | {name}, first "
+                         f"n={teachers[task]['metrics']['n']} rows | {teachers[task]['computed'][:10]} |")
+    return lines
+
+
+def checks(cells: list[dict], teachers: dict[str, dict]) -> list[str]:
+    """The issue's targets, for the cells that exist."""
+    def mean_of(task, policy):
+        values = [headline(c["metrics"])[1] for c in cells if c["task"] == task and c["policy"] == policy]
+        return summarize(values) + (len(values),) if values else None
+
+    out = []
+    sst2 = mean_of("sst2", "energy_band")
+    if sst2:
+        out.append(f"- SST-2 GOLD >= 0.80: {sst2[0]:.4f} over {sst2[2]} seed(s): {'met' if sst2[0] >= 0.80 else 'missed'}")
+    gains = []
+    for task in dict.fromkeys(c["task"] for c in cells):
+        gold, plain = mean_of(task, "energy_band"), mean_of(task, "none")
+        if gold and plain:
+            gains.append(gold[0] - plain[0])
+            noise = max(x for x in (gold[1], plain[1]) if not math.isnan(x)) if gold[2] > 1 or plain[2] > 1 else None
+            out.append(f"- {task}: GOLD - no feedback = {100 * (gold[0] - plain[0]):+.1f} points"
+                       + (f" (larger seed sd {100 * noise:.1f} points)" if noise is not None else " (one seed: no sd)"))
+        if gold and task in teachers:
+            teacher = headline(teachers[task]["metrics"])[1]
+            out.append(f"- {task}: student - teacher few-shot = {100 * (gold[0] - teacher):+.1f} points (target +14): "
+                       f"{'met' if gold[0] - teacher >= 0.14 else 'missed'}")
+    if gains:
+        out.append(f"- GOLD - no feedback, averaged over {len(gains)} task(s): {100 * statistics.fmean(gains):+.1f} points "
+                   "(target +3, outside one sd)")
+    return out
+
+
+def _fmt(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.4f}"
+
+
+def write_docs(lines: list[str]) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    block = "\n".join([BEGIN, *lines, END])
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## Quality\n\n" + block + "\n"
+    DOCS.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=["sst2", "ag_news", "rte"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--train", type=int, default=256, help="training samples per round")
+    parser.add_argument("--validation", type=int, default=64, help="OOD validation samples per round")
+    parser.add_argument("--teacher-limit", type=int, default=500, help="rows of the eval file the teacher answers")
+    parser.add_argument("--work", default=str(REPO / "bench-out" / "quality"), help="where cells are kept")
+    parser.add_argument("--no-docs", action="store_true", help="print the table only")
+    parser.add_argument("--teacher-of", help=argparse.SUPPRESS)  # the child process of run_teacher
+    args = parser.parse_args()
+    work = Path(args.work).resolve()
+    if args.teacher_of:
+        return teacher_child(args.teacher_of, args.teacher_limit, work)
+    for task in args.tasks:
+        config_file(task)  # unknown tasks fail before an hour of runs
+    started = time.perf_counter()
+    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs; budget {args.rounds} rounds x ({args.train} + "
+          f"{args.validation}); work {work}", flush=True)
+    cells, teachers = [], {}
+    for task in args.tasks:
+        teachers[task] = run_teacher(args, task, work)
+        for seed in args.seeds:
+            for policy in args.policies:
+                cell = run_cell(args, task, seed, policy, work)
+                cells.append(cell)
+                name, value = headline(cell["metrics"])
+                print(f"  {task} seed {seed} {policy}: {name}={value:.4f} "
+                      f"({cell['seconds']}s{', read back' if cell.get('resumed') else ''})", flush=True)
+    lines = [f"Command: `PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py {shlex.join(sys.argv[1:])}`; "
+             f"machine: {platform.machine()}, {os.cpu_count()} CPUs; budget {args.rounds} rounds x ({args.train} "
+             f"training + {args.validation} validation) samples; cells' own times {sum(c['seconds'] for c in cells)} s, "
+             f"this invocation {time.perf_counter() - started:.0f} s.", "",
+             *table(cells, teachers, args.seeds), "", *checks(cells, teachers)]
+    print("\n".join(lines))
+    if not args.no_docs:
+        write_docs(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""bench/quality.py's pure parts: a policy's run built from a shared round 0 (its feedback
+re-picked by its own policy, accepted by `gold-ray run --resume`), the table and the target checks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from gold_ray.config import load_config
+from gold_ray.rundir import RunDir, read_jsonl, write_json, write_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _quality():
+    spec = importlib.util.spec_from_file_location("quality", ROOT / "bench" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_round0(root: Path) -> Path:
+    """A complete round 0 as a run leaves it: 10 validation samples with energies 0..9."""
+    r00 = root / "rounds" / "r00"
+    (r00 / "student").mkdir(parents=True)
+    validation = [{"id": f"r00-validation-{i:05d}", "fields": {"text": f"v{i}"}, "label": "positive"} for i in range(10)]
+    write_jsonl(r00 / "validation.jsonl", validation)
+    write_jsonl(r00 / "train.jsonl", [{"id": "r00-train-00000", "fields": {"text": "t"}, "label": "negative"}])
+    # scores in another order than the samples: the re-pick must match them by id
+    write_jsonl(r00 / "scores.jsonl", [{"id": s["id"], "kind": "validation", "energy": float(i)}
+                                       for i, s in reversed(list(enumerate(validation)))])
+    write_jsonl(r00 / "feedback.jsonl", validation[:2])
+    write_json(r00 / "round.json", {"round": 0, "feedback_ids": [s["id"] for s in validation[:2]]})
+    return root
+
+
+def test_a_policy_run_starts_from_the_shared_round0_with_its_own_feedback(tmp_path):
+    quality = _quality()
+    round0 = fake_round0(tmp_path / "round0")
+    for policy, expected in (("none", []), ("energy_band", [f"r00-validation-{i:05d}" for i in (5, 6, 7)])):
+        out = tmp_path / policy / "run"
+        overrides = [f"feedback.policy={policy}", "feedback.band=[0.5, 0.8]", "feedback.k=3", f"run.out_dir={out}"]
+        config = load_config(ROOT / "configs/sst2.yaml", overrides)
+        quality.start_from_round0(round0, out, config)
+        ids = [s["id"] for s in read_jsonl(out / "rounds/r00/feedback.jsonl")]
+        assert sorted(ids) == expected
+        assert json.loads((out / "rounds/r00/round.json").read_text())["feedback_ids"] == ids
+        assert (out / "student").resolve() == (out / "rounds/r00/student").resolve()
+        assert not out.with_name("run.building").exists()
+        # what `gold-ray run --resume` checks: the same config, round 1 next
+        assert RunDir(out).open(config.to_yaml(), resume=True) == 1
+    assert len(read_jsonl(round0 / "rounds/r00/feedback.jsonl")) == 2  # the shared copy is untouched
+
+
+def cell(task, seed, policy, accuracy):
+    return {"task": task, "seed": seed, "policy": policy, "computed": "2026-11-30 09:00", "seconds": 10,
+            "metrics": {"accuracy": accuracy, "n": 872}}
+
+
+def test_table_and_checks_report_means_sds_and_the_targets():
+    quality = _quality()
+    cells = [cell("sst2", 0, "energy_band", 0.80), cell("sst2", 1, "energy_band", 0.82),
+             cell("sst2", 0, "none", 0.76), cell("sst2", 1, "none", 0.78)]
+    teachers = {"sst2": {"metrics": {"accuracy": 0.51, "n": 500}, "computed": "2026-11-30 08:00"}}
+    lines = quality.table(cells, teachers, seeds_asked=[0, 1, 2])
+    assert lines[2].startswith("| sst2 | energy_band | 2 (partial) | 0.8100 | 0.0141 | 0: 0.8000, 1: 0.8200")
+    assert lines[3].startswith("| sst2 | none | 2 (partial) | 0.7700 | 0.0141 |")
+    assert lines[4].startswith("| sst2 | teacher few-shot | - | 0.5100 |")
+    found = "\n".join(quality.checks(cells, teachers))
+    assert "SST-2 GOLD >= 0.80: 0.8100 over 2 seed(s): met" in found
+    assert "sst2: GOLD - no feedback = +4.0 points (larger seed sd 1.4 points)" in found
+    assert "student - teacher few-shot = +30.0 points (target +14): met" in found
+
+
+def test_docs_block_is_replaced_in_place(tmp_path, monkeypatch):
+    quality = _quality()
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(f"# B\n\n## Quality\n\n{quality.BEGIN}\nold\n{quality.END}\n\n## Next\n")
+    monkeypatch.setattr(quality, "DOCS", docs)
+    quality.write_docs(["new table"])
+    assert docs.read_text() == f"# B\n\n## Quality\n\n{quality.BEGIN}\nnew table\n{quality.END}\n\n## Next\n"

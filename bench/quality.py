@@ -272,8 +272,9 @@ def main() -> None:
                       f"({cell['seconds']}s{', read back' if cell.get('resumed') else ''})", flush=True)
     lines = [f"Command: `PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py {shlex.join(sys.argv[1:])}`; "
              f"machine: {platform.machine()}, {os.cpu_count()} CPUs; budget {args.rounds} rounds x ({args.train} "
-             f"training + {args.validation} validation) samples; cells' own times {sum(c['seconds'] for c in cells)} s, "
-             f"this invocation {time.perf_counter() - started:.0f} s.", "",
+             f"training + {args.validation} validation) samples; the cells took {sum(c['seconds'] for c in cells)} s "
+             f"(a seed's first cell includes its shared round 0); {sum(not c.get('resumed') for c in cells)} computed "
+             f"by this invocation ({time.perf_counter() - started:.0f} s), the others read back from --work.", "",
              *table(cells, teachers, args.seeds), "", *checks(cells, teachers)]
     print("\n".join(lines))
     if not args.no_docs:

@@ -71,6 +71,10 @@ def test_table_and_checks_report_means_sds_and_the_targets():
     assert "SST-2 GOLD >= 0.80: 0.8100 over 2 seed(s): met" in found
     assert "sst2: GOLD - no feedback = +4.0 points (larger seed sd 1.4 points)" in found
     assert "student - teacher few-shot = +30.0 points (target +14): met" in found
+    assert "averaged over 1 task(s): +4.0 points (target +3, outside one sd of each task above): met" in found
+    found = "\n".join(quality.checks([cell("sst2", 0, "energy_band", 0.70), cell("sst2", 0, "none", 0.72)], {}))
+    assert "SST-2 GOLD >= 0.80: 0.7000 over 1 seed(s): missed" in found
+    assert "-2.0 points (one seed: no sd)" in found and "missed on the mean" in found
 
 
 def test_docs_block_is_replaced_in_place(tmp_path, monkeypatch):

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gold_ray.config import GoldConfig, load_config  # noqa: E402
-from gold_ray.core.feedback import noise_filter_keep, select_feedback  # noqa: E402
+from gold_ray.core.feedback import eligible_validation, noise_filter_keep, select_feedback  # noqa: E402
 from gold_ray.core.parsing import Deduper, Parsed, parse_output, sample_text  # noqa: E402
 from gold_ray.core.prompts import plan_requests, request_schema  # noqa: E402
 from gold_ray.core.samples import Sample  # noqa: E402
@@ -118,17 +118,24 @@ class PlainStudent:
     def rows(self, samples):
         return [student_row(self.config.task, s["fields"], s["label"]) for s in samples]
 
-    def energies(self, samples) -> list[float]:
+    def scores(self, samples) -> list[dict]:
+        """Each sample's energy and the student's predicted label, as gold_ray's scorer gives them."""
         import torch
 
-        st, out = self.st, []
+        st, out, names = self.st, [], self.config.task.label_names
         self.student.model.eval()
         with torch.no_grad():
             rows = self.rows(samples)
             for i in range(0, len(rows), self.config.scorer.batch_size):
                 batch = st.encode(self.student, rows[i:i + self.config.scorer.batch_size])
-                out.extend(st.energies(st.forward(self.student, batch), self.config.scorer.temperature).tolist())
-        return out
+                outputs = st.forward(self.student, batch)
+                energies = st.energies(outputs, self.config.scorer.temperature).tolist()
+                predicted = [names[j] for j in outputs.logits.argmax(dim=-1).tolist()]
+                out.extend({"energy": e, "predicted": p} for e, p in zip(energies, predicted, strict=True))
+        return [{"id": s["id"], **score} for s, score in zip(samples, out, strict=True)]
+
+    def energies(self, samples) -> list[float]:
+        return [score["energy"] for score in self.scores(samples)]
 
     def train(self, samples, round_index) -> float:
         import torch
@@ -199,8 +206,9 @@ def run_reference(config: GoldConfig, out: Path) -> dict:
         phases.add("generate_validation", time.perf_counter() - t)
 
         t = time.perf_counter()
-        energy = np.array(student.energies(validation))
-        picked = select_feedback(config.feedback.policy, energy, config.feedback.band, config.feedback.k, rng)
+        scores, fb = student.scores(validation), config.feedback
+        eligible = eligible_validation(validation, scores, config.task.input_names, fb.min_words, fb.require_agreement)
+        picked = select_feedback(fb.policy, np.array([s["energy"] for s in scores]), fb.band, fb.k, rng, eligible)
         feedback = [validation[i] for i in picked]
         phases.add("score", time.perf_counter() - t)
         print(f"  (ref) round {r}: {len(train)} train, {len(validation)} validation, {len(kept)} kept, "

@@ -11,7 +11,9 @@ cells exist, and writes the table with the command, machine and time taken betwe
 Only the budget, the seed and the policy are set here; everything else is the shipped config,
 so what the table shows is what a user gets.
 
-Long: a cell takes 20-35 min on a 2-core CPU (docs/benchmarks.md, "Quality"). Cells are kept under ``--work``: run again with
+Long: a cell takes 20-35 min on a 2-core CPU (docs/benchmarks.md, "Quality"). Cells are kept under ``--work``,
+one directory per task, seed, policy and config fingerprint (so a changed default is computed
+afresh; cells of other configs are listed under the table, not in it): run again with
 the same ``--work`` and finished cells are read back (each with the date it was computed, shown
 in the table), an interrupted run is resumed (``gold-ray run --resume``). Runs that share a seed
 share round 0 (no feedback exists before it): it runs once per task and seed with
@@ -26,6 +28,8 @@ fresh generator of the seed, not from the one the coordinator used for round 0's
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
 import platform
@@ -38,12 +42,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gold_ray.config import GoldConfig, load_config  # noqa: E402
-from gold_ray.core.feedback import select_feedback  # noqa: E402
+from gold_ray.core.feedback import eligible_validation, select_feedback  # noqa: E402
 from gold_ray.rundir import RunDir, read_json, read_jsonl, write_json, write_jsonl  # noqa: E402
 
 POLICIES = ("energy_band", "none", "random")
@@ -70,13 +75,37 @@ def gold_ray_run(config_path: Path, overrides: list[str], out: Path, resume: boo
         raise SystemExit(f"gold-ray run failed (exit {code}); its output is in {log}")
 
 
+def fingerprint(config: dict, part: str) -> str:
+    """What a cell's result depends on besides task, seed and policy (which name its directory):
+    the whole config but its output directory, seed, policy, the checkout's path and, for round 0 and the no-feedback
+    policy, the feedback settings (they change nothing there). Cells are kept per fingerprint, so
+    a changed default is computed afresh, never read back from a run of the old one.
+
+    ``part``: "round0" (its round count is 1 whatever the budget), "none", or another policy."""
+    config = json.loads(json.dumps(config))  # a deep copy
+    config.pop("base_dir", None)  # where the checkout is
+    config["run"] = {k: v for k, v in config["run"].items() if k not in ("out_dir", "seed")}
+    if part in ("round0", "none"):
+        config.pop("feedback", None)
+    else:
+        config["feedback"].pop("policy", None)
+    if part == "round0":
+        config["run"].pop("rounds", None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def config_dict(config: GoldConfig) -> dict:
+    return yaml.safe_load(config.to_yaml())
+
+
 def ensure_round0(args: argparse.Namespace, task: str, seed: int, work: Path) -> Path:
     """Round 0 of (task, seed): the same for every policy (its prompts carry no feedback)."""
-    out = work / task / f"seed{seed}" / "round0"
+    overrides = [*cell_overrides(args, seed, "none"), "run.rounds=1"]
+    key = fingerprint(config_dict(load_config(config_file(task), overrides)), "round0")
+    out = work / task / f"seed{seed}" / f"round0-{key}"
     if not (out / "rounds" / "r00" / "student").is_dir():
-        overrides = [*cell_overrides(args, seed, "none"), "run.rounds=1"]
         print(f"  {task} seed {seed}: round 0 (shared by the policies)", flush=True)
-        gold_ray_run(config_file(task), overrides, out, resume=out.exists(), log=out.parent / "round0.log")
+        gold_ray_run(config_file(task), overrides, out, resume=out.exists(), log=out.with_suffix(".log"))
     return out
 
 
@@ -90,27 +119,47 @@ def start_from_round0(round0: Path, out: Path, config: GoldConfig) -> None:
     target = run.round_dir(0)
     shutil.copytree(round0 / "rounds" / "r00", target)
     validation = read_jsonl(target / "validation.jsonl")
-    energy = {s["id"]: s["energy"] for s in read_jsonl(target / "scores.jsonl") if s["kind"] == "validation"}
-    picked = select_feedback(config.feedback.policy, np.array([energy[s["id"]] for s in validation]),
-                             config.feedback.band, config.feedback.k, np.random.default_rng(config.run.seed))
+    scores = [s for s in read_jsonl(target / "scores.jsonl") if s["kind"] == "validation"]
+    energy = {s["id"]: s["energy"] for s in scores}
+    fb = config.feedback
+    eligible = eligible_validation(validation, scores, config.task.input_names, fb.min_words, fb.require_agreement)
+    picked = select_feedback(fb.policy, np.array([energy[s["id"]] for s in validation]), fb.band, fb.k,
+                             np.random.default_rng(config.run.seed), eligible)
     feedback = [validation[i] for i in picked]
     write_jsonl(target / "feedback.jsonl", feedback)
     metrics = read_json(target / "round.json")
     metrics["feedback_ids"] = [s["id"] for s in feedback]
+    metrics["feedback_eligible"] = int(eligible.sum())
     write_json(target / "round.json", metrics)
     run.link_student(0)
     run.rebuild_metrics()
     os.replace(building, out)
 
 
+def other_cells(work: Path, tasks: list[str], shown: list[dict]) -> list[str]:
+    """Cells kept in ``work`` for other configs than the current one: listed, never in the table."""
+    current = {(c["task"], c["seed"], f"{c['policy']}-{c['config']}") for c in shown}
+    lines = []
+    for task in tasks:
+        for result_file in sorted((work / task).glob("seed*/*/result.json")):
+            cell = read_json(result_file)
+            if (task, cell["seed"], result_file.parent.name) in current:
+                continue
+            name, value = headline(cell["metrics"])
+            lines.append(f"- {task} seed {cell['seed']} `{result_file.parent.name}`: {name} {value:.4f} "
+                         f"(computed {cell['computed']})")
+    return ["Cells of other configs kept in --work (not in the table):", *lines] if lines else []
+
+
 def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> dict:
-    cell = work / task / f"seed{seed}" / policy
+    overrides = cell_overrides(args, seed, policy)
+    key = fingerprint(config_dict(load_config(config_file(task), overrides)), policy)
+    cell = work / task / f"seed{seed}" / f"{policy}-{key}"
     result_file = cell / "result.json"
     if result_file.exists():
-        return {**read_json(result_file), "resumed": True}
+        return {**read_json(result_file), "config": key, "resumed": True}
     out, log = cell / "run", cell / "run.log"
     cell.mkdir(parents=True, exist_ok=True)
-    overrides = cell_overrides(args, seed, policy)
     config = load_config(config_file(task), [*overrides, f"run.out_dir={out}"])
     started = time.perf_counter()
     resume = out.exists()
@@ -123,7 +172,7 @@ def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: 
 
     metrics = evaluate_student(out / "student", load_config(config_file(task)), limit=None)
     metrics.pop("checkpoint", None)
-    result = {"task": task, "seed": seed, "policy": policy, "metrics": metrics, "seconds": round(seconds),
+    result = {"task": task, "seed": seed, "policy": policy, "config": key, "metrics": metrics, "seconds": round(seconds),
               "computed": time.strftime("%Y-%m-%d %H:%M"), "resumed_run": resume}
     write_json(result_file, result)
     return result
@@ -273,7 +322,8 @@ def main() -> None:
              f"training + {args.validation} validation) samples; the cells took {sum(c['seconds'] for c in cells)} s "
              f"(a seed's first cell includes its shared round 0); {sum(not c.get('resumed') for c in cells)} computed "
              f"by this invocation ({time.perf_counter() - started:.0f} s), the others read back from --work.", "",
-             *table(cells, teachers, args.seeds), "", *checks(cells, teachers)]
+             *table(cells, teachers, args.seeds), "", *checks(cells, teachers), "",
+             *other_cells(work, args.tasks, cells)]
     print("\n".join(lines))
     if not args.no_docs:
         write_docs(lines)

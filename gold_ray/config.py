@@ -224,6 +224,15 @@ class FeedbackSection(Strict):
     policy: Literal["energy_band", "none", "random", "highest_energy"] = "energy_band"
     band: tuple[float, float] = Field(default=(0.5, 0.8), description="energy rank quantiles [low, high]")
     k: int = Field(default=4, ge=0, description="most feedback samples per round")
+    min_words: int = Field(
+        default=5, ge=0, description="feedback candidates need this many words in their inputs (and must not "
+        "loop): a small teacher's fragments ('The film delivers') teach it nothing"
+    )
+    require_agreement: bool = Field(
+        default=True,
+        description="classification: a feedback candidate must be predicted by the student with the label "
+        "the teacher wrote it for (mislabelled OOD samples fed back make the teacher write more of them)",
+    )
 
     @model_validator(mode="after")
     def _band(self) -> FeedbackSection:

@@ -32,7 +32,7 @@ import numpy as np
 import ray
 
 from gold_ray.config import GoldConfig, validate_config
-from gold_ray.core.feedback import feedback_round_for, select_feedback
+from gold_ray.core.feedback import eligible_validation, feedback_round_for, select_feedback
 from gold_ray.core.samples import Sample
 from gold_ray.rundir import TEACHER_EVAL, RunDir, round_name, write_json, write_jsonl
 
@@ -166,8 +166,12 @@ class Coordinator:
         with timings.phase("score"):
             scores = self._score(scorer, gen.samples_ref, "train") + self._score(scorer, val.samples_ref, "validation")
         write_jsonl(partial / "scores.jsonl", scores)
-        val_energy = np.array([s["energy"] for s in scores if s["kind"] == "validation"])
-        picked = select_feedback(cfg.feedback.policy, val_energy, cfg.feedback.band, cfg.feedback.k, self.rng)
+        val_scores = {s["id"]: s for s in scores if s["kind"] == "validation"}
+        val_energy = np.array([val_scores[s["id"]]["energy"] for s in val_rows])
+        eligible = eligible_validation(val_rows, scores, cfg.task.input_names, cfg.feedback.min_words,
+                                       cfg.feedback.require_agreement)
+        picked = select_feedback(cfg.feedback.policy, val_energy, cfg.feedback.band, cfg.feedback.k, self.rng,
+                                 eligible)
         state["feedback"], state["feedback_round"] = [val_rows[i] for i in picked], r
         write_jsonl(partial / "feedback.jsonl", state["feedback"])
 
@@ -193,6 +197,7 @@ class Coordinator:
             "batch_windows": {"train": _window(gen), "validation": _window(val)},
             "filtered": len(dropped),
             "feedback_ids": [s["id"] for s in state["feedback"]],
+            "feedback_eligible": int(eligible.sum()),  # validation samples that passed feedback_eligible
             "energy_quantiles": _quantiles(val_energy),
             "eval": eval_metrics,
             "timings": dict(timings),

@@ -4,6 +4,8 @@ import pytest
 from gold_ray.core.feedback import (
     POLICIES,
     band_indices,
+    eligible_validation,
+    feedback_eligible,
     noise_filter_keep,
     rank_quantiles,
     select_feedback,
@@ -65,3 +67,51 @@ def test_core_imports_neither_ray_nor_vllm():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_feedback_eligible_drops_fragments_loops_and_label_disagreements():
+    texts = [
+        "The film delivers",  # a fragment: 3 words
+        "the subtext is the subtext is the subtext is the subtext",  # a loop: 3 distinct of 10
+        "A slow, careful film that rewards patience with a quiet ending",
+        "A slow, careful film that rewards patience with a quiet ending",
+        "Don't bother: the plot's holes swallow every scene whole",
+    ]
+    labels = ["positive", "negative", "positive", "positive", None]
+    predicted = ["positive", "negative", "positive", "negative", "negative"]
+    assert feedback_eligible(texts, labels, predicted, 5, True).tolist() == [False, False, True, False, True]
+    # agreement off: the mislabelled-looking one is back; min_words 0: the fragment too
+    assert feedback_eligible(texts, labels, predicted, 0, False).tolist() == [True, False, True, True, True]
+    with pytest.raises(ValueError, match="differ in length"):
+        feedback_eligible(texts, labels[:2], predicted, 5, True)
+
+
+def test_eligible_validation_matches_scores_by_id_and_skips_unpredicted():
+    samples = [{"id": f"v{i}", "fields": {"premise": "one two three", "hypothesis": f"four five six {i}"},
+                "label": "entailment"} for i in range(3)]
+    scores = [{"id": "v2", "predicted": "entailment"}, {"id": "v0", "predicted": "not_entailment"},
+              {"id": "v1", "predicted": None}]  # no prediction (seq2seq): no agreement check
+    mask = eligible_validation(samples, scores, ["premise", "hypothesis"], 7, True)
+    assert mask.tolist() == [False, True, True]
+
+
+def test_policies_pick_only_eligible_samples():
+    energies = np.arange(11, dtype=float)[::-1]  # band (0.5, 0.8) is indices 5, 4, 3, 2
+    eligible = np.ones(11, dtype=bool)
+    eligible[[4, 2, 1]] = False
+    assert sorted(select_feedback("energy_band", energies, (0.5, 0.8), 4, rng(), eligible).tolist()) == [3, 5]
+    assert select_feedback("highest_energy", energies, (0.5, 0.8), 2, rng(), eligible).tolist() == [0, 3]
+    assert sorted(select_feedback("random", energies, (0.5, 0.8), 20, rng(), eligible).tolist()) == [
+        0, 3, 5, 6, 7, 8, 9, 10]
+    # the gate does not move the band: it still ranks the whole batch
+    assert select_feedback("energy_band", energies, (0.5, 0.8), 4, rng(), ~eligible).tolist() in (
+        [4, 2], [2, 4])
+    with pytest.raises(ValueError, match="eligible has shape"):
+        select_feedback("random", energies, (0.5, 0.8), 1, rng(), eligible[:3])
+
+
+def test_all_eligible_draws_as_without_the_gate():
+    energies = rng(1).normal(size=64)
+    for name in POLICIES:
+        assert select_feedback(name, energies, (0.5, 0.8), 4, rng(5)).tolist() == select_feedback(
+            name, energies, (0.5, 0.8), 4, rng(5), np.ones(64, dtype=bool)).tolist()

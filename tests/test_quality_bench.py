@@ -21,14 +21,17 @@ def _quality():
 
 
 def fake_round0(root: Path) -> Path:
-    """A complete round 0 as a run leaves it: 10 validation samples with energies 0..9."""
+    """A complete round 0 as a run leaves it: 10 validation samples with energies 0..9; the
+    student disagrees with the teacher's label on sample 6 (not eligible as feedback)."""
     r00 = root / "rounds" / "r00"
     (r00 / "student").mkdir(parents=True)
-    validation = [{"id": f"r00-validation-{i:05d}", "fields": {"text": f"v{i}"}, "label": "positive"} for i in range(10)]
+    validation = [{"id": f"r00-validation-{i:05d}", "fields": {"text": f"sample {i} of a long enough review"},
+                   "label": "positive"} for i in range(10)]
     write_jsonl(r00 / "validation.jsonl", validation)
     write_jsonl(r00 / "train.jsonl", [{"id": "r00-train-00000", "fields": {"text": "t"}, "label": "negative"}])
     # scores in another order than the samples: the re-pick must match them by id
-    write_jsonl(r00 / "scores.jsonl", [{"id": s["id"], "kind": "validation", "energy": float(i)}
+    write_jsonl(r00 / "scores.jsonl", [{"id": s["id"], "kind": "validation", "energy": float(i),
+                                        "predicted": "negative" if i == 6 else "positive"}
                                        for i, s in reversed(list(enumerate(validation)))])
     write_jsonl(r00 / "feedback.jsonl", validation[:2])
     write_json(r00 / "round.json", {"round": 0, "feedback_ids": [s["id"] for s in validation[:2]]})
@@ -38,19 +41,42 @@ def fake_round0(root: Path) -> Path:
 def test_a_policy_run_starts_from_the_shared_round0_with_its_own_feedback(tmp_path):
     quality = _quality()
     round0 = fake_round0(tmp_path / "round0")
-    for policy, expected in (("none", []), ("energy_band", [f"r00-validation-{i:05d}" for i in (5, 6, 7)])):
+    for policy, expected in (("none", []), ("energy_band", [f"r00-validation-{i:05d}" for i in (5, 7)])):
         out = tmp_path / policy / "run"
         overrides = [f"feedback.policy={policy}", "feedback.band=[0.5, 0.8]", "feedback.k=3", f"run.out_dir={out}"]
         config = load_config(ROOT / "configs/sst2.yaml", overrides)
         quality.start_from_round0(round0, out, config)
         ids = [s["id"] for s in read_jsonl(out / "rounds/r00/feedback.jsonl")]
         assert sorted(ids) == expected
-        assert json.loads((out / "rounds/r00/round.json").read_text())["feedback_ids"] == ids
+        metrics = json.loads((out / "rounds/r00/round.json").read_text())
+        assert metrics["feedback_ids"] == ids and metrics["feedback_eligible"] == 9
         assert (out / "student").resolve() == (out / "rounds/r00/student").resolve()
         assert not out.with_name("run.building").exists()
         # what `gold-ray run --resume` checks: the same config, round 1 next
         assert RunDir(out).open(config.to_yaml(), resume=True) == 1
     assert len(read_jsonl(round0 / "rounds/r00/feedback.jsonl")) == 2  # the shared copy is untouched
+
+
+def test_cells_are_kept_per_config_that_matters_to_them():
+    quality = _quality()
+
+    def key(part, *overrides):
+        return quality.fingerprint(quality.config_dict(load_config(ROOT / "configs/sst2.yaml", list(overrides))), part)
+
+    base = {part: key(part) for part in ("round0", "none", "energy_band")}
+    # seed, output directory and policy name the directory; round 0 runs one round whatever the budget
+    assert key("energy_band", "run.seed=3", "run.out_dir=/elsewhere", "feedback.policy=random") == base["energy_band"]
+    assert key("round0", "run.rounds=1") == base["round0"]
+    moved = quality.config_dict(load_config(ROOT / "configs/sst2.yaml"))
+    moved["base_dir"] = "/another/checkout/configs"
+    assert quality.fingerprint(moved, "none") == base["none"]
+    # a feedback setting matters only to a policy that feeds back
+    changed = {part: key(part, "feedback.min_words=0") for part in base}
+    assert changed["energy_band"] != base["energy_band"]
+    assert changed["none"] == base["none"] and changed["round0"] == base["round0"]
+    # anything else matters to all
+    assert all(key(part, "training.epochs=3") != base[part] for part in base)
+    assert key("none", "run.rounds=2") != base["none"]
 
 
 def cell(task, seed, policy, accuracy):
@@ -84,3 +110,13 @@ def test_docs_block_is_replaced_in_place(tmp_path, monkeypatch):
     monkeypatch.setattr(quality, "DOCS", docs)
     quality.write_docs(["new table"])
     assert docs.read_text() == f"# B\n\n## Quality\n\n{quality.BEGIN}\nnew table\n{quality.END}\n\n## Next\n"
+
+
+def test_cells_of_other_configs_are_listed_not_tabled(tmp_path):
+    quality = _quality()
+    for name, accuracy in (("energy_band-aaaa1111", 0.70), ("energy_band-bbbb2222", 0.66)):
+        write_json(tmp_path / "sst2" / "seed0" / name / "result.json", cell("sst2", 0, "energy_band", accuracy))
+    shown = [{**cell("sst2", 0, "energy_band", 0.70), "config": "aaaa1111"}]
+    lines = quality.other_cells(tmp_path, ["sst2"], shown)
+    assert len(lines) == 2 and "energy_band-bbbb2222" in lines[1] and "0.6600" in lines[1]
+    assert quality.other_cells(tmp_path, ["sst2"], [*shown, {**shown[0], "config": "bbbb2222"}]) == []

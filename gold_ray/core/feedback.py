@@ -1,16 +1,65 @@
 """Feedback policies: which OOD validation samples go back into the teacher's prompt.
 
-Each policy maps the energies of a round's validation batch to the indices it picks.
-Pure functions of (energies, settings, rng); registered by name in ``POLICIES``.
+Each policy maps the energies of a round's validation batch to the indices it picks, among
+the samples :func:`feedback_eligible` lets through (a small teacher's OOD samples are often
+fragments, loops or mislabelled; fed back, they teach the teacher noise). Pure functions of
+(energies, eligible, settings, rng); registered by name in ``POLICIES``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-Policy = Callable[[np.ndarray, tuple[float, float], int, np.random.Generator], np.ndarray]
+Policy = Callable[[np.ndarray, np.ndarray, tuple[float, float], int, np.random.Generator], np.ndarray]
+
+MIN_DISTINCT_WORD_RATIO = 0.5  # below it a text is a loop ("the subtext is the subtext is ...")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+
+
+def feedback_eligible(
+    texts: Sequence[str],
+    labels: Sequence[str | None],
+    predicted: Sequence[str | None],
+    min_words: int,
+    require_agreement: bool,
+) -> np.ndarray:
+    """Which validation samples may be fed back to the teacher.
+
+    A sample qualifies when its input text has at least ``min_words`` words, is not a loop
+    (distinct words / words >= MIN_DISTINCT_WORD_RATIO) and, with ``require_agreement``, the
+    student predicts the label the teacher wrote it for: the one check of "still a valid sample
+    of its label" the loop has without labelled data. Unlabelled samples and samples without a
+    prediction (seq2seq) skip the agreement check.
+
+    Returns:
+        (N,) bool mask over the samples.
+    """
+    if not len(texts) == len(labels) == len(predicted):
+        raise ValueError(f"texts, labels and predicted differ in length: {len(texts)}, {len(labels)}, {len(predicted)}")
+    keep = np.ones(len(texts), dtype=bool)
+    for i, (text, label, guess) in enumerate(zip(texts, labels, predicted, strict=True)):
+        words = [w.lower() for w in _WORD.findall(text)]
+        if len(words) < min_words or (words and len(set(words)) / len(words) < MIN_DISTINCT_WORD_RATIO):
+            keep[i] = False
+        elif require_agreement and label is not None and guess is not None and guess != label:
+            keep[i] = False
+    return keep
+
+
+def eligible_validation(
+    samples: Sequence[Mapping[str, Any]], scores: Sequence[Mapping[str, Any]], input_names: Sequence[str],
+    min_words: int, require_agreement: bool,
+) -> np.ndarray:
+    """:func:`feedback_eligible` over a round's validation samples, given the scores of the round
+    (matched by id: the student's prediction of each sample)."""
+    predicted = {s["id"]: s.get("predicted") for s in scores}
+    texts = [" ".join(str(s["fields"].get(name, "")) for name in input_names) for s in samples]
+    return feedback_eligible(texts, [s.get("label") for s in samples], [predicted.get(s["id"]) for s in samples],
+                             min_words, require_agreement)
 
 
 def rank_quantiles(energies: np.ndarray) -> np.ndarray:
@@ -36,29 +85,36 @@ def band_indices(energies: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     return inside[np.argsort(q[inside], kind="stable")]
 
 
-def energy_band(energies: np.ndarray, band: tuple[float, float], k: int, rng: np.random.Generator) -> np.ndarray:
-    """GOLD: up to k samples drawn at random from the energy band (far enough out to teach,
-    short of the extreme tail, which is mostly noise)."""
+def energy_band(
+    energies: np.ndarray, eligible: np.ndarray, band: tuple[float, float], k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """GOLD: up to k eligible samples drawn at random from the energy band (far enough out to
+    teach, short of the extreme tail, which is mostly noise). The band's quantiles rank the
+    whole batch, so the gate does not shift what "50%-80%" means."""
     candidates = band_indices(energies, band)
-    return _sample(candidates, k, rng)
+    return _sample(candidates[eligible[candidates]], k, rng)
 
 
-def no_feedback(energies: np.ndarray, band: tuple[float, float], k: int, rng: np.random.Generator) -> np.ndarray:
+def no_feedback(
+    energies: np.ndarray, eligible: np.ndarray, band: tuple[float, float], k: int, rng: np.random.Generator
+) -> np.ndarray:
     """The ZeroGen-style baseline: the same budget, no feedback."""
     return np.empty(0, dtype=np.int64)
 
 
 def random_feedback(
-    energies: np.ndarray, band: tuple[float, float], k: int, rng: np.random.Generator
+    energies: np.ndarray, eligible: np.ndarray, band: tuple[float, float], k: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Up to k samples drawn uniformly, ignoring energy (an ablation)."""
-    return _sample(np.arange(len(energies)), k, rng)
+    """Up to k eligible samples drawn uniformly, ignoring energy (an ablation)."""
+    return _sample(np.flatnonzero(eligible), k, rng)
 
 
-def highest_energy(energies: np.ndarray, band: tuple[float, float], k: int, rng: np.random.Generator) -> np.ndarray:
-    """The k highest-energy samples, highest first (the extreme tail; an ablation)."""
+def highest_energy(
+    energies: np.ndarray, eligible: np.ndarray, band: tuple[float, float], k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The k highest-energy eligible samples, highest first (the extreme tail; an ablation)."""
     order = np.argsort(-np.asarray(energies, dtype=np.float64), kind="stable")
-    return order[:k]
+    return order[eligible[order]][:k]
 
 
 def _sample(candidates: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -77,12 +133,22 @@ POLICIES: dict[str, Policy] = {
 
 
 def select_feedback(
-    name: str, energies: np.ndarray, band: tuple[float, float], k: int, rng: np.random.Generator
+    name: str,
+    energies: np.ndarray,
+    band: tuple[float, float],
+    k: int,
+    rng: np.random.Generator,
+    eligible: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Run the named policy. Returns (<= k,) int64 indices into ``energies``."""
+    """Run the named policy over the ``eligible`` samples (default: all).
+    Returns (<= k,) int64 indices into ``energies``."""
     if name not in POLICIES:
         raise KeyError(f"unknown feedback policy {name!r}; known: {sorted(POLICIES)}")
-    return POLICIES[name](np.asarray(energies, dtype=np.float64), band, k, rng)
+    energies = np.asarray(energies, dtype=np.float64)
+    mask = np.ones(energies.shape[0], dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    if mask.shape != energies.shape:
+        raise ValueError(f"eligible has shape {mask.shape}, energies {energies.shape}")
+    return POLICIES[name](energies, mask, band, k, rng)
 
 
 def noise_filter_keep(energies: np.ndarray, drop_fraction: float) -> np.ndarray:

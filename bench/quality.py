@@ -60,7 +60,7 @@ def cell_overrides(args: argparse.Namespace, seed: int, policy: str) -> list[str
     # No evaluation inside the run: the final student is scored afterwards, on every row.
     return [f"run.rounds={args.rounds}", f"generation.train_per_round={args.train}",
             f"generation.validation_per_round={args.validation}", f"run.seed={seed}", f"feedback.policy={policy}",
-            "task.eval=null"]
+            "task.eval=null", *args.set]
 
 
 def gold_ray_run(config_path: Path, overrides: list[str], out: Path, resume: bool, log: Path) -> None:
@@ -78,15 +78,19 @@ def gold_ray_run(config_path: Path, overrides: list[str], out: Path, resume: boo
 def fingerprint(config: dict, part: str) -> str:
     """What a cell's result depends on besides task, seed and policy (which name its directory):
     the whole config but its output directory, seed, policy, the checkout's path and, for round 0 and the no-feedback
-    policy, the feedback settings (they change nothing there). Cells are kept per fingerprint, so
-    a changed default is computed afresh, never read back from a run of the old one.
+    policy, the feedback settings (they change nothing there) but, for round 0, ``feedback.ood_ask``
+    (it words round 0's OOD validation prompts, which the policies' round-0 feedback is picked
+    from). Cells are kept per fingerprint, so a changed default is computed afresh, never read
+    back from a run of the old one.
 
     ``part``: "round0" (its round count is 1 whatever the budget), "none", or another policy."""
     config = json.loads(json.dumps(config))  # a deep copy
     config.pop("base_dir", None)  # where the checkout is
     config["run"] = {k: v for k, v in config["run"].items() if k not in ("out_dir", "seed")}
     if part in ("round0", "none"):
-        config.pop("feedback", None)
+        feedback = config.pop("feedback", None) or {}
+        if part == "round0":
+            config["ood_ask"] = feedback.get("ood_ask")
     else:
         config["feedback"].pop("policy", None)
     if part == "round0":
@@ -296,6 +300,8 @@ def main() -> None:
     parser.add_argument("--validation", type=int, default=64, help="OOD validation samples per round")
     parser.add_argument("--teacher-limit", type=int, default=500, help="rows of the eval file the teacher answers")
     parser.add_argument("--work", default=str(REPO / "bench-out" / "quality"), help="where cells are kept")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every cell, as gold-ray run's --set (it changes the cells' fingerprints)")
     parser.add_argument("--no-docs", action="store_true", help="print the table only")
     parser.add_argument("--teacher-of", help=argparse.SUPPRESS)  # the child process of run_teacher
     args = parser.parse_args()

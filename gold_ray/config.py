@@ -228,6 +228,12 @@ class FeedbackSection(Strict):
         default=5, ge=0, description="feedback candidates need this many words in their inputs (and must not "
         "loop): a small teacher's fragments ('The film delivers') teach it nothing"
     )
+    ood_ask: Literal["different", "hard"] = Field(
+        default="different",
+        description="what OOD validation prompts ask the teacher for, and so what feedback is made of: "
+        "'different' (the paper's: another topic, domain, style or writer) or 'hard' (a sample of the same "
+        "task that is harder to judge, its label still clear); feedback then asks for samples 'hard in the same way'",
+    )
     require_agreement: bool = Field(
         default=True,
         description="classification: a feedback candidate must be predicted by the student with the label "

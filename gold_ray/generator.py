@@ -113,12 +113,13 @@ def cpu_engine_env(config: GoldConfig) -> dict[str, str]:
 
 
 def prompt_options(config: GoldConfig) -> PromptOptions:
-    """The prompt knobs of ``config.generation``."""
+    """The prompt knobs of ``config.generation`` (and ``feedback.ood_ask``)."""
     gen = config.generation
     return PromptOptions(few_shot=gen.few_shot, diversity_seeds=tuple(gen.diversity_seeds),
                          feedback_mode=gen.feedback_mode, feedback_per_prompt=gen.feedback_per_prompt,
                          ood_context=gen.ood_context, example_format=gen.example_format,
-                         ban_openings=gen.ban_openings, prompt_order=gen.prompt_order)
+                         ban_openings=gen.ban_openings, prompt_order=gen.prompt_order,
+                         ood_ask=config.feedback.ood_ask)
 
 
 def sampling_dict(config: GoldConfig, seed: int) -> dict[str, Any]:

@@ -253,6 +253,17 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
     assert carried and carried <= fed
     assert {s["provenance"]["feedback_round"] for s in rows(r02 / "train.jsonl")} == {0}
 
+    # The coordinator fed back only samples the gate lets through: picked from the round's own
+    # validation batch, long enough, and predicted by the student with the label they were written for.
+    for r in (r00, r01, r02):
+        fed_rows, picked = rows(r / "feedback.jsonl"), json.loads((r / "round.json").read_text())
+        predicted = {s["id"]: s["predicted"] for s in rows(r / "scores.jsonl")}
+        assert [s["id"] for s in fed_rows] == picked["feedback_ids"]
+        assert {s["id"] for s in fed_rows} <= {s["id"] for s in rows(r / "validation.jsonl")}
+        assert picked["feedback_eligible"] >= len(fed_rows)
+        assert all(predicted[s["id"]] == s["label"] and len(re.findall(r"[^\W_]+", s["fields"]["text"])) >= 5
+                   for s in fed_rows)
+
     # What a user downloads from the URI: metrics, student, report, summary.
     metrics = rows(store / "metrics.jsonl")
     assert [m["round"] for m in metrics] == [0, 1, 2]

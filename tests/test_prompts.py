@@ -104,6 +104,31 @@ def test_validation_prompt_carries_ood_instruction(sst2):
     assert "significantly different" not in train[0].messages[-1]["content"]
 
 
+@pytest.mark.parametrize("order", ["examples_first", "shared_first"])
+def test_ood_ask_hard_asks_for_harder_samples_of_the_task(sst2, order):
+    """feedback.ood_ask=hard: OOD prompts ask for harder samples of the same task, feedback for
+    samples hard in the same way; nothing asks for another topic or domain. Train prompts
+    without feedback do not change."""
+    fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets") for i in range(4)]
+    ctx = [feedback_sample(i, f"training sample {i}") for i in range(5)]
+    hard, paper = (PromptOptions(ood_context=3, prompt_order=order, ood_ask=ask) for ask in ("hard", "different"))
+    train = plan_requests(sst2, hard, 1, "train", 1, 0, feedback=fb)[0].messages[-1]["content"]
+    val = plan_requests(sst2, hard, 1, "validation", 1, 0, context_samples=ctx)[0].messages[-1]["content"]
+    assert "hard in the same way" in train and "an odd sentence number 0" in train
+    assert "harder to judge" in val and "training sample 0" in val
+    assert not any(w in t for t in (train, val) for w in ("another topic", "unusual", "significantly different"))
+    assert (plan_requests(sst2, hard, 0, "train", 2, 0) == plan_requests(sst2, paper, 0, "train", 2, 0))
+
+
+def test_ood_ask_comes_from_the_feedback_config():
+    from gold_ray.generator import prompt_options
+
+    assert prompt_options(load_config(CONFIGS / "sst2.yaml")).ood_ask == "different"
+    assert prompt_options(load_config(CONFIGS / "sst2.yaml", ["feedback.ood_ask=hard"])).ood_ask == "hard"
+    with pytest.raises(Exception, match="ood_ask"):
+        load_config(CONFIGS / "sst2.yaml", ["feedback.ood_ask=harder"])
+
+
 def test_request_schema_fixes_label_first(sst2):
     schema = request_schema(sst2, "negative")
     assert list(schema["properties"]) == ["label", "text"]

@@ -74,6 +74,10 @@ def test_cells_are_kept_per_config_that_matters_to_them():
     changed = {part: key(part, "feedback.min_words=0") for part in base}
     assert changed["energy_band"] != base["energy_band"]
     assert changed["none"] == base["none"] and changed["round0"] == base["round0"]
+    # but ood_ask words round 0's OOD prompts, which every policy's round-0 feedback comes from
+    asked = {part: key(part, "feedback.ood_ask=hard") for part in base}
+    assert asked["round0"] != base["round0"] and asked["energy_band"] != base["energy_band"]
+    assert asked["none"] == base["none"]
     # anything else matters to all
     assert all(key(part, "training.epochs=3") != base[part] for part in base)
     assert key("none", "run.rounds=2") != base["none"]

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from gold_ray.core.parsing import join_inputs
+
 Policy = Callable[[np.ndarray, np.ndarray, tuple[float, float], int, np.random.Generator], np.ndarray]
 
 MIN_DISTINCT_WORD_RATIO = 0.5  # below it a text is a loop ("the subtext is the subtext is ...")
@@ -57,7 +59,7 @@ def eligible_validation(
     """:func:`feedback_eligible` over a round's validation samples, given the scores of the round
     (matched by id: the student's prediction of each sample)."""
     predicted = {s["id"]: s.get("predicted") for s in scores}
-    texts = [" ".join(str(s["fields"].get(name, "")) for name in input_names) for s in samples]
+    texts = [join_inputs(s["fields"], input_names) for s in samples]
     return feedback_eligible(texts, [s.get("label") for s in samples], [predicted.get(s["id"]) for s in samples],
                              min_words, require_agreement)
 

@@ -22,7 +22,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -300,4 +300,9 @@ class Deduper:
 
 def sample_text(fields: dict[str, Any], spec: TaskSpec) -> str:
     """The text two samples are compared on: the task's input fields, joined."""
-    return " \n ".join(str(fields.get(name, "")) for name in spec.input_names)
+    return join_inputs(fields, spec.input_names)
+
+
+def join_inputs(fields: Mapping[str, Any], input_names: Sequence[str]) -> str:
+    """The input fields ``input_names`` of a sample, joined (missing ones empty)."""
+    return " \n ".join(str(fields.get(name, "")) for name in input_names)

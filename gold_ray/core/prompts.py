@@ -11,7 +11,8 @@ A batch of ``count`` requests for (round, kind) is planned before any generation
   prompt ("write something as different from the examples as these are") or is shown as
   extra examples (``feedback_mode``);
 - validation (OOD) batches show current training samples and ask for something significantly
-  different (another topic, domain, style or writer).
+  different (another topic, domain, style or writer) or, with ``ood_ask="hard"``, for a sample of
+  the same task that is harder to judge; steering feedback then asks for "hard in the same way".
 
 Everything here is pure: no Ray, no vLLM, no I/O.
 """
@@ -28,6 +29,7 @@ from gold_ray.core.samples import Sample, SampleKind, request_seed, sample_id
 from gold_ray.tasks.spec import TaskSpec
 
 FeedbackMode = Literal["steer", "examples"]
+OodAsk = Literal["different", "hard"]
 ExampleFormat = Literal["text", "json"]
 PromptOrder = Literal["examples_first", "shared_first"]
 
@@ -49,6 +51,47 @@ class PromptOptions:
     example_format: ExampleFormat = "text"
     ban_openings: int = 3
     prompt_order: PromptOrder = "examples_first"
+    ood_ask: OodAsk = "different"
+
+
+@dataclass(frozen=True)
+class Asks:
+    """The words of steering feedback and of OOD validation prompts, for one ``ood_ask``. *_inline:
+    a sentence after the samples (examples_first); *_closing: a clause of the closing ask (shared_first)."""
+
+    lead: str
+    steer_inline: str
+    steer_closing: str
+    ood_inline: str
+    ood_closing: str
+
+
+ASKS: dict[str, Asks] = {
+    # The paper's: OOD means another topic, domain, style or writer. A 135M teacher asked for it
+    # drifts off the task (docs/benchmarks.md, "Quality").
+    "different": Asks(
+        lead="These earlier samples were unusual and hard for the student model",
+        steer_inline="Write a new sample that differs from the examples as much as these do, "
+                     "with its own wording and subject. Do not copy them.",
+        steer_closing="Make it differ from the examples as much as the unusual earlier samples do, "
+                      "with its own wording and subject; do not copy them",
+        ood_inline="Write a sample that is significantly different from these: another topic, domain, style or writer.",
+        ood_closing="Make it significantly different from the current training samples: "
+                    "another topic, domain, style or writer",
+    ),
+    # OOD as the student's hard cases inside the task.
+    "hard": Asks(
+        lead="These earlier samples were hard for the student model",
+        steer_inline="Write a new sample that is hard in the same way as these, yet still clearly correct, "
+                     "with its own wording and subject. Do not copy them.",
+        steer_closing="Make it hard in the same way as the earlier hard samples, yet still clearly correct, "
+                      "with its own wording and subject; do not copy them",
+        ood_inline="Write a sample of the same task that is harder to judge than these, yet still clearly "
+                   "correct, without obvious giveaway words.",
+        ood_closing="Make it harder to judge than the current training samples, yet still clearly correct, "
+                    "without obvious giveaway words",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -107,7 +150,7 @@ def plan_requests(
         topic = options.diversity_seeds[i % len(options.diversity_seeds)] if options.diversity_seeds else None
         user = build_user_message(
             spec, examples, labels[i], fb, options.feedback_mode, context, topic, options.example_format,
-            options.prompt_order,
+            options.prompt_order, options.ood_ask,
         )
         shown = [_input_text(spec, e) for e in examples] + [_input_text(spec, s["fields"]) for s in fb + context]
         requests.append(
@@ -137,6 +180,7 @@ def build_user_message(
     topic: str | None,
     example_format: ExampleFormat = "text",
     prompt_order: PromptOrder = "examples_first",
+    ood_ask: OodAsk = "different",
 ) -> str:
     """The user turn: task, fields, examples, feedback or OOD context with its instruction, the ask.
 
@@ -165,27 +209,22 @@ def build_user_message(
         ask += f' with label "{label}" ({_label_description(spec, label)})'
     if topic:
         ask += f", about {topic}"
+    words = ASKS[ood_ask]
     if prompt_order == "shared_first":
         shared = []
         if steer:
-            shared.append("These earlier samples were unusual and hard for the student model:\n" + _bullets(spec, feedback))
-            ask += (". Make it differ from the examples as much as the unusual earlier samples do, "
-                    "with its own wording and subject; do not copy them")
+            shared.append(f"{words.lead}:\n" + _bullets(spec, feedback))
+            ask += f". {words.steer_closing}"
         if context:
             shared.append("Current training samples:\n" + _bullets(spec, context))
-            ask += (". Make it significantly different from the current training samples: "
-                    "another topic, domain, style or writer")
+            ask += f". {words.ood_closing}"
         parts = head + shared + example_part
     else:
         parts = head + example_part
         if steer:
-            parts.append("These earlier samples were unusual and hard for the student model:\n"
-                         + _bullets(spec, feedback) + "\n"
-                         "Write a new sample that differs from the examples as much as these do, "
-                         "with its own wording and subject. Do not copy them.")
+            parts.append(f"{words.lead}:\n" + _bullets(spec, feedback) + "\n" + words.steer_inline)
         if context:
-            parts.append("Current training samples:\n" + _bullets(spec, context) + "\n"
-                         "Write a sample that is significantly different from these: another topic, domain, style or writer.")
+            parts.append("Current training samples:\n" + _bullets(spec, context) + "\n" + words.ood_inline)
     parts.append(ask + ". Do not repeat the examples.")
     return "\n\n".join(parts)
 

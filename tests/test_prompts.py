@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from gold_ray.config import load_config
+from gold_ray.config import ConfigError, load_config
 from gold_ray.core.prompts import PromptOptions, label_plan, label_quotas, plan_requests, request_schema
 from gold_ray.core.samples import request_seed, sample_id
 
@@ -125,7 +125,7 @@ def test_ood_ask_comes_from_the_feedback_config():
 
     assert prompt_options(load_config(CONFIGS / "sst2.yaml")).ood_ask == "different"
     assert prompt_options(load_config(CONFIGS / "sst2.yaml", ["feedback.ood_ask=hard"])).ood_ask == "hard"
-    with pytest.raises(Exception, match="ood_ask"):
+    with pytest.raises(ConfigError, match="ood_ask"):
         load_config(CONFIGS / "sst2.yaml", ["feedback.ood_ask=harder"])
 
 

@@ -23,6 +23,7 @@ fresh generator of the seed, not from the one the coordinator used for round 0's
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py --tasks sst2 --seeds 0 1 2
     PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py --tasks sst2 ag_news rte --policies energy_band none
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py --finished-only   # the table so far, runs nothing
 """
 
 from __future__ import annotations
@@ -140,6 +141,11 @@ def start_from_round0(round0: Path, out: Path, config: GoldConfig) -> None:
     os.replace(building, out)
 
 
+def not_run(missing: list[str]) -> list[str]:
+    """The cells asked for that --finished-only found unfinished: the table is partial without them."""
+    return [f"Not run yet (the table is partial without them): {', '.join(missing)}.", ""] if missing else []
+
+
 def other_cells(work: Path, tasks: list[str], shown: list[dict]) -> list[str]:
     """Cells kept in ``work`` for other configs than the current one: listed, never in the table."""
     current = {(c["task"], c["seed"], f"{c['policy']}-{c['config']}") for c in shown}
@@ -155,13 +161,25 @@ def other_cells(work: Path, tasks: list[str], shown: list[dict]) -> list[str]:
     return ["Cells of other configs kept in --work (not in the table):", *lines] if lines else []
 
 
-def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> dict:
-    overrides = cell_overrides(args, seed, policy)
-    key = fingerprint(config_dict(load_config(config_file(task), overrides)), policy)
-    cell = work / task / f"seed{seed}" / f"{policy}-{key}"
+def cell_dir(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> tuple[Path, str]:
+    """Where the cell of (task, seed, policy) under the current config is kept, and its fingerprint."""
+    key = fingerprint(config_dict(load_config(config_file(task), cell_overrides(args, seed, policy))), policy)
+    return work / task / f"seed{seed}" / f"{policy}-{key}", key
+
+
+def finished_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> dict | None:
+    cell, key = cell_dir(args, task, seed, policy, work)
     result_file = cell / "result.json"
-    if result_file.exists():
-        return {**read_json(result_file), "config": key, "resumed": True}
+    return {**read_json(result_file), "config": key, "resumed": True} if result_file.exists() else None
+
+
+def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> dict:
+    finished = finished_cell(args, task, seed, policy, work)
+    if finished:
+        return finished
+    overrides = cell_overrides(args, seed, policy)
+    cell, key = cell_dir(args, task, seed, policy, work)
+    result_file = cell / "result.json"
     out, log = cell / "run", cell / "run.log"
     cell.mkdir(parents=True, exist_ok=True)
     config = load_config(config_file(task), [*overrides, f"run.out_dir={out}"])
@@ -182,12 +200,14 @@ def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: 
     return result
 
 
-def run_teacher(args: argparse.Namespace, task: str, work: Path) -> dict:
+def run_teacher(args: argparse.Namespace, task: str, work: Path) -> dict | None:
     """The teacher's few-shot score: `evaluate_teacher` (offline vLLM) in a child process, so
-    that its engine is gone before the next run starts."""
+    that its engine is gone before the next run starts. None with --finished-only when not yet computed."""
     result_file = work / task / "teacher.json"
     if result_file.exists():
         return {**read_json(result_file), "resumed": True}
+    if args.finished_only:
+        return None
     print(f"  {task}: teacher few-shot on {args.teacher_limit} rows", flush=True)
     result_file.parent.mkdir(parents=True, exist_ok=True)
     code = subprocess.call([sys.executable, __file__, "--teacher-of", task, "--teacher-limit", str(args.teacher_limit),
@@ -303,6 +323,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every cell, as gold-ray run's --set (it changes the cells' fingerprints)")
     parser.add_argument("--no-docs", action="store_true", help="print the table only")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="run nothing: table the finished cells, list the others as not run (a partial table)")
     parser.add_argument("--teacher-of", help=argparse.SUPPRESS)  # the child process of run_teacher
     args = parser.parse_args()
     work = Path(args.work).resolve()
@@ -313,12 +335,22 @@ def main() -> None:
     started = time.perf_counter()
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs; budget {args.rounds} rounds x ({args.train} + "
           f"{args.validation}); work {work}", flush=True)
-    cells, teachers = [], {}
+    cells, teachers, missing = [], {}, []
     for task in args.tasks:
-        teachers[task] = run_teacher(args, task, work)
+        teacher = run_teacher(args, task, work)
+        if teacher:
+            teachers[task] = teacher
+        else:
+            missing.append(f"{task} teacher few-shot")
         for seed in args.seeds:
             for policy in args.policies:
-                cell = run_cell(args, task, seed, policy, work)
+                if args.finished_only:
+                    cell = finished_cell(args, task, seed, policy, work)
+                    if cell is None:
+                        missing.append(f"{task} seed {seed} {policy}")
+                        continue
+                else:
+                    cell = run_cell(args, task, seed, policy, work)
                 cells.append(cell)
                 name, value = headline(cell["metrics"])
                 print(f"  {task} seed {seed} {policy}: {name}={value:.4f} "
@@ -329,7 +361,7 @@ def main() -> None:
              f"(a seed's first cell includes its shared round 0); {sum(not c.get('resumed') for c in cells)} computed "
              f"by this invocation ({time.perf_counter() - started:.0f} s), the others read back from --work.", "",
              *table(cells, teachers, args.seeds), "", *checks(cells, teachers), "",
-             *other_cells(work, args.tasks, cells)]
+             *not_run(missing), *other_cells(work, args.tasks, cells)]
     print("\n".join(lines))
     if not args.no_docs:
         write_docs(lines)

@@ -3,9 +3,13 @@ re-picked by its own policy, accepted by `gold-ray run --resume`), the table and
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
+import sys
 from pathlib import Path
+
+import pytest
 
 from gold_ray.config import load_config
 from gold_ray.rundir import RunDir, read_jsonl, write_json, write_jsonl
@@ -124,3 +128,20 @@ def test_cells_of_other_configs_are_listed_not_tabled(tmp_path):
     lines = quality.other_cells(tmp_path, ["sst2"], shown)
     assert len(lines) == 2 and "energy_band-bbbb2222" in lines[1] and "0.6600" in lines[1]
     assert quality.other_cells(tmp_path, ["sst2"], [*shown, {**shown[0], "config": "bbbb2222"}]) == []
+
+
+def test_finished_only_tables_what_exists_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    quality = _quality()
+    monkeypatch.setattr(quality.subprocess, "call", lambda *a, **k: pytest.fail(f"--finished-only ran {a}"))
+    args = ["--tasks", "sst2", "rte", "--seeds", "0", "1", "--policies", "energy_band", "none", "--work", str(tmp_path)]
+    parsed = argparse.Namespace(rounds=4, train=256, validation=64, set=[])
+    done, _ = quality.cell_dir(parsed, "sst2", 1, "none", tmp_path)
+    write_json(done / "result.json", cell("sst2", 1, "none", 0.71))
+    write_json(tmp_path / "sst2" / "teacher.json", {"metrics": {"accuracy": 0.52, "n": 500}, "computed": "2026-11-30"})
+    monkeypatch.setattr(sys, "argv", ["quality.py", *args, "--finished-only", "--no-docs"])
+    quality.main()
+    out = capsys.readouterr().out
+    assert "| sst2 | none | 1 (partial) | 0.7100 |" in out and "| sst2 | teacher few-shot | - | 0.5200 |" in out
+    assert ("Not run yet (the table is partial without them): sst2 seed 0 energy_band, sst2 seed 0 none, "
+            "sst2 seed 1 energy_band, rte teacher few-shot, rte seed 0 energy_band") in out
+    assert "0 computed by this invocation" in out

@@ -207,7 +207,8 @@ def run_reference(config: GoldConfig, out: Path) -> dict:
 
         t = time.perf_counter()
         scores, fb = student.scores(validation), config.feedback
-        eligible = eligible_validation(validation, scores, config.task.input_names, fb.min_words, fb.require_agreement)
+        eligible = eligible_validation(validation, scores, config.task.input_names, fb.min_words,
+                                       fb.require_agreement, fb.max_words)
         picked = select_feedback(fb.policy, np.array([s["energy"] for s in scores]), fb.band, fb.k, rng, eligible)
         feedback = [validation[i] for i in picked]
         phases.add("score", time.perf_counter() - t)

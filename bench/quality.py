@@ -55,6 +55,9 @@ from gold_ray.rundir import RunDir, read_json, read_jsonl, write_json, write_jso
 POLICIES = ("energy_band", "none", "random")
 DOCS = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
+# Settings added after cells were computed whose null default runs the code as it was before
+# them: left out of a fingerprint while null, so the cells of the unchanged default stay current.
+NEUTRAL_DEFAULTS = (("feedback", "max_words"),)
 
 
 def cell_overrides(args: argparse.Namespace, seed: int, policy: str) -> list[str]:
@@ -87,6 +90,9 @@ def fingerprint(config: dict, part: str) -> str:
     ``part``: "round0" (its round count is 1 whatever the budget), "none", or another policy."""
     config = json.loads(json.dumps(config))  # a deep copy
     config.pop("base_dir", None)  # where the checkout is
+    for section, key in NEUTRAL_DEFAULTS:  # at their default, as if the setting did not exist
+        if (config.get(section) or {}).get(key, 0) is None:
+            del config[section][key]
     config["run"] = {k: v for k, v in config["run"].items() if k not in ("out_dir", "seed")}
     if part in ("round0", "none"):
         feedback = config.pop("feedback", None) or {}
@@ -127,7 +133,8 @@ def start_from_round0(round0: Path, out: Path, config: GoldConfig) -> None:
     scores = [s for s in read_jsonl(target / "scores.jsonl") if s["kind"] == "validation"]
     energy = {s["id"]: s["energy"] for s in scores}
     fb = config.feedback
-    eligible = eligible_validation(validation, scores, config.task.input_names, fb.min_words, fb.require_agreement)
+    eligible = eligible_validation(validation, scores, config.task.input_names, fb.min_words, fb.require_agreement,
+                                   fb.max_words)
     picked = select_feedback(fb.policy, np.array([energy[s["id"]] for s in validation]), fb.band, fb.k,
                              np.random.default_rng(config.run.seed), eligible)
     feedback = [validation[i] for i in picked]

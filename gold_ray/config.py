@@ -228,6 +228,12 @@ class FeedbackSection(Strict):
         default=5, ge=0, description="feedback candidates need this many words in their inputs (and must not "
         "loop): a small teacher's fragments ('The film delivers') teach it nothing"
     )
+    max_words: int | None = Field(
+        default=None, ge=1, description="feedback candidates may have at most this many words in their inputs "
+        "(null: no cap). Fed-back samples are shown to the teacher, which writes the next round's samples "
+        "about as long: long ones drift the training data away from the task's length (docs/benchmarks.md, "
+        "'Feedback length')",
+    )
     ood_ask: Literal["different", "hard"] = Field(
         default="different",
         description="what OOD validation prompts ask the teacher for, and so what feedback is made of: "
@@ -245,6 +251,9 @@ class FeedbackSection(Strict):
         low, high = self.band
         if not 0.0 <= low < high <= 1.0:
             raise ValueError(f"band: must satisfy 0 <= low < high <= 1, got [{low}, {high}]")
+        if self.max_words is not None and self.max_words < self.min_words:
+            raise ValueError(f"max_words ({self.max_words}) is below min_words ({self.min_words}): no sample could "
+                             "be fed back; raise max_words or set it to null")
         return self
 
 

@@ -169,7 +169,7 @@ class Coordinator:
         val_scores = {s["id"]: s for s in scores if s["kind"] == "validation"}
         val_energy = np.array([val_scores[s["id"]]["energy"] for s in val_rows])
         eligible = eligible_validation(val_rows, scores, cfg.task.input_names, cfg.feedback.min_words,
-                                       cfg.feedback.require_agreement)
+                                       cfg.feedback.require_agreement, cfg.feedback.max_words)
         picked = select_feedback(cfg.feedback.policy, val_energy, cfg.feedback.band, cfg.feedback.k, self.rng,
                                  eligible)
         state["feedback"], state["feedback_round"] = [val_rows[i] for i in picked], r

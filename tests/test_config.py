@@ -93,6 +93,8 @@ def test_example_with_unknown_label(tmp_path, capsys):
 def test_band_cross_field_rule(tmp_path, capsys):
     code, err = run_validate(CONFIGS[0], capsys, "--set", "feedback.band=[0.9, 0.2]")
     assert code == 2 and "feedback.band" in err and "low < high" in err
+    code, err = run_validate(CONFIGS[0], capsys, "--set", "feedback.max_words=3")
+    assert code == 2 and "max_words (3) is below min_words (5)" in err
 
 
 def test_overrides_are_typed_and_validated(capsys):

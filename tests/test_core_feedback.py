@@ -82,6 +82,9 @@ def test_feedback_eligible_drops_fragments_loops_and_label_disagreements():
     assert feedback_eligible(texts, labels, predicted, 5, True).tolist() == [False, False, True, False, True]
     # agreement off: the mislabelled-looking one is back; min_words 0: the fragment too
     assert feedback_eligible(texts, labels, predicted, 0, False).tolist() == [True, False, True, True, True]
+    # max_words 10: the 11-word samples are out, the 9-word one ("plot's" one word) stays
+    assert feedback_eligible(texts, labels, predicted, 0, False, max_words=10).tolist() == [True, False, False, False, True]
+    assert feedback_eligible(texts, labels, predicted, 0, False, max_words=11).tolist() == [True, False, True, True, True]
     with pytest.raises(ValueError, match="differ in length"):
         feedback_eligible(texts, labels[:2], predicted, 5, True)
 
@@ -93,6 +96,9 @@ def test_eligible_validation_matches_scores_by_id_and_skips_unpredicted():
               {"id": "v1", "predicted": None}]  # no prediction (seq2seq): no agreement check
     mask = eligible_validation(samples, scores, ["premise", "hypothesis"], 7, True)
     assert mask.tolist() == [False, True, True]
+    # the cap counts the words of all input fields together (7 here)
+    assert eligible_validation(samples, scores, ["premise", "hypothesis"], 0, True, max_words=6).tolist() == [False] * 3
+    assert eligible_validation(samples, scores, ["premise", "hypothesis"], 0, True, max_words=7).tolist() == [False, True, True]
 
 
 def test_policies_pick_only_eligible_samples():

@@ -82,6 +82,13 @@ def test_cells_are_kept_per_config_that_matters_to_them():
     asked = {part: key(part, "feedback.ood_ask=hard") for part in base}
     assert asked["round0"] != base["round0"] and asked["energy_band"] != base["energy_band"]
     assert asked["none"] == base["none"]
+    # a cap on feedback length matters to a feeding policy; left null it is as if it did not exist
+    # (the cells computed before it stay current)
+    assert key("energy_band", "feedback.max_words=30") != base["energy_band"]
+    assert key("none", "feedback.max_words=30") == base["none"]
+    older = quality.config_dict(load_config(ROOT / "configs/sst2.yaml"))
+    del older["feedback"]["max_words"]
+    assert quality.fingerprint(older, "energy_band") == base["energy_band"]
     # anything else matters to all
     assert all(key(part, "training.epochs=3") != base[part] for part in base)
     assert key("none", "run.rounds=2") != base["none"]

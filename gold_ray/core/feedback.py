@@ -28,10 +28,12 @@ def feedback_eligible(
     predicted: Sequence[str | None],
     min_words: int,
     require_agreement: bool,
+    max_words: int | None = None,
 ) -> np.ndarray:
     """Which validation samples may be fed back to the teacher.
 
-    A sample qualifies when its input text has at least ``min_words`` words, is not a loop
+    A sample qualifies when its input text has at least ``min_words`` words (and at most
+    ``max_words``, when set: the teacher writes about as long as what it is shown), is not a loop
     (distinct words / words >= MIN_DISTINCT_WORD_RATIO) and, with ``require_agreement``, the
     student predicts the label the teacher wrote it for: the one check of "still a valid sample
     of its label" the loop has without labelled data. Unlabelled samples and samples without a
@@ -45,7 +47,8 @@ def feedback_eligible(
     keep = np.ones(len(texts), dtype=bool)
     for i, (text, label, guess) in enumerate(zip(texts, labels, predicted, strict=True)):
         words = [w.lower() for w in _WORD.findall(text)]
-        if len(words) < min_words or (words and len(set(words)) / len(words) < MIN_DISTINCT_WORD_RATIO):
+        too_long = max_words is not None and len(words) > max_words
+        if len(words) < min_words or too_long or (words and len(set(words)) / len(words) < MIN_DISTINCT_WORD_RATIO):
             keep[i] = False
         elif require_agreement and label is not None and guess is not None and guess != label:
             keep[i] = False
@@ -54,14 +57,14 @@ def feedback_eligible(
 
 def eligible_validation(
     samples: Sequence[Mapping[str, Any]], scores: Sequence[Mapping[str, Any]], input_names: Sequence[str],
-    min_words: int, require_agreement: bool,
+    min_words: int, require_agreement: bool, max_words: int | None = None,
 ) -> np.ndarray:
     """:func:`feedback_eligible` over a round's validation samples, given the scores of the round
     (matched by id: the student's prediction of each sample)."""
     predicted = {s["id"]: s.get("predicted") for s in scores}
     texts = [join_inputs(s["fields"], input_names) for s in samples]
     return feedback_eligible(texts, [s.get("label") for s in samples], [predicted.get(s["id"]) for s in samples],
-                             min_words, require_agreement)
+                             min_words, require_agreement, max_words)
 
 
 def rank_quantiles(energies: np.ndarray) -> np.ndarray:

@@ -22,6 +22,11 @@ MIN_DISTINCT_WORD_RATIO = 0.5  # below it a text is a loop ("the subtext is the 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
+def words_of(text: str) -> list[str]:
+    """The words the feedback gate counts: runs of letters or digits ("don't" is one), lower-cased."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
 def feedback_eligible(
     texts: Sequence[str],
     labels: Sequence[str | None],
@@ -46,7 +51,7 @@ def feedback_eligible(
         raise ValueError(f"texts, labels and predicted differ in length: {len(texts)}, {len(labels)}, {len(predicted)}")
     keep = np.ones(len(texts), dtype=bool)
     for i, (text, label, guess) in enumerate(zip(texts, labels, predicted, strict=True)):
-        words = [w.lower() for w in _WORD.findall(text)]
+        words = words_of(text)
         too_long = max_words is not None and len(words) > max_words
         if len(words) < min_words or too_long or (words and len(set(words)) / len(words) < MIN_DISTINCT_WORD_RATIO):
             keep[i] = False

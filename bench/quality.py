@@ -91,8 +91,9 @@ def fingerprint(config: dict, part: str) -> str:
     config = json.loads(json.dumps(config))  # a deep copy
     config.pop("base_dir", None)  # where the checkout is
     for section, key in NEUTRAL_DEFAULTS:  # at their default, as if the setting did not exist
-        if (config.get(section) or {}).get(key, 0) is None:
-            del config[section][key]
+        values = config.get(section) or {}
+        if key in values and values[key] is None:
+            del values[key]
     config["run"] = {k: v for k, v in config["run"].items() if k not in ("out_dir", "seed")}
     if part in ("round0", "none"):
         feedback = config.pop("feedback", None) or {}
@@ -174,18 +175,18 @@ def cell_dir(args: argparse.Namespace, task: str, seed: int, policy: str, work: 
     return work / task / f"seed{seed}" / f"{policy}-{key}", key
 
 
-def finished_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> dict | None:
-    cell, key = cell_dir(args, task, seed, policy, work)
+def finished_cell(cell: Path, key: str) -> dict | None:
+    """The result of a cell kept in ``cell`` (its fingerprint ``key``), or None if it has none yet."""
     result_file = cell / "result.json"
     return {**read_json(result_file), "config": key, "resumed": True} if result_file.exists() else None
 
 
 def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> dict:
-    finished = finished_cell(args, task, seed, policy, work)
+    cell, key = cell_dir(args, task, seed, policy, work)
+    finished = finished_cell(cell, key)
     if finished:
         return finished
     overrides = cell_overrides(args, seed, policy)
-    cell, key = cell_dir(args, task, seed, policy, work)
     result_file = cell / "result.json"
     out, log = cell / "run", cell / "run.log"
     cell.mkdir(parents=True, exist_ok=True)
@@ -352,7 +353,7 @@ def main() -> None:
         for seed in args.seeds:
             for policy in args.policies:
                 if args.finished_only:
-                    cell = finished_cell(args, task, seed, policy, work)
+                    cell = finished_cell(*cell_dir(args, task, seed, policy, work))
                     if cell is None:
                         missing.append(f"{task} seed {seed} {policy}")
                         continue

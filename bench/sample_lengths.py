@@ -33,16 +33,17 @@ def mean(values: list[int]) -> str:
     return f"{statistics.fmean(values):.1f}" if values else "-"
 
 
+def kept(path: Path) -> list[dict]:
+    """A round's samples file, or none yet (a round still running)."""
+    return read_jsonl(path) if path.exists() else []
+
+
 def run_rows(run: Path) -> list[str]:
     config = load_config(run / "config.yaml")
     names = config.task.input_names
     rows = []
     for round_dir in sorted((run / "rounds").glob("r[0-9][0-9]")):
-        def kept(name: str) -> list[dict]:
-            path = round_dir / name
-            return read_jsonl(path) if path.exists() else []
-
-        train, validation, fed = kept("train.jsonl"), kept("validation.jsonl"), kept("feedback.jsonl")
+        train, validation, fed = (kept(round_dir / f"{kind}.jsonl") for kind in ("train", "validation", "feedback"))
         rows.append(f"| {run} | {round_dir.name} | {len(train)} | {mean(words(train, names))} | "
                     f"{mean(words(validation, names))} | {', '.join(map(str, words(fed, names))) or '-'} |")
     return rows

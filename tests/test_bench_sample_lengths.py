@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from bench_scripts import load
 
 from gold_ray.config import load_config
 from gold_ray.rundir import write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _lengths():
-    spec = importlib.util.spec_from_file_location("sample_lengths", ROOT / "bench" / "sample_lengths.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_rows_count_words_per_round_over_every_input_field(tmp_path):
@@ -30,12 +23,12 @@ def test_rows_count_words_per_round_over_every_input_field(tmp_path):
     write_jsonl(run / "rounds/r00/validation.jsonl", [{"fields": pair}])
     write_jsonl(run / "rounds/r00/feedback.jsonl", [{"fields": pair}])
     write_jsonl(run / "rounds/r01/train.jsonl", [{"fields": pair}])  # a round still running: no validation yet
-    rows = _lengths().run_rows(run)
+    rows = load("sample_lengths").run_rows(run)
     assert rows == [f"| {run} | r00 | 2 | 5.5 | 6.0 | 6 |", f"| {run} | r01 | 1 | 6.0 | - | - |"]
 
 
 def test_a_directory_that_is_not_a_run_is_named(tmp_path, monkeypatch):
-    module = _lengths()
+    module = load("sample_lengths")
     monkeypatch.setattr("sys.argv", ["sample_lengths.py", str(tmp_path)])
     with pytest.raises(SystemExit, match=f"not a run directory \\(no config.yaml\\): {tmp_path}"):
         module.main()

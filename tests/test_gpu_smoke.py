@@ -8,7 +8,6 @@ runs only on a machine with an NVIDIA GPU: see the script's header.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -16,16 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_scripts import load
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _env() -> dict[str, str]:
@@ -131,7 +124,7 @@ def test_tiny_teacher_is_random_per_seed(tmp_path, tiny_teacher):
     from safetensors.torch import load_file
 
     out, _ = tiny_teacher
-    rt = _module("random_teacher")
+    rt = load("random_teacher")
     rt.build(tmp_path / "again", tiny=True, seed=0, device="cpu")
     rt.build(tmp_path / "other", tiny=True, seed=1, device="cpu")
     key = "model.layers.0.mlp.up_proj.weight"
@@ -150,7 +143,7 @@ def test_full_size_shape_is_llama3_8b():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    rt = _module("random_teacher")
+    rt = load("random_teacher")
     tokenizer = AutoTokenizer.from_pretrained(rt.tokenizer_dir())
     config = rt.build_config(tokenizer)
     dims = (
@@ -170,7 +163,7 @@ def test_full_size_shape_is_llama3_8b():
 
 
 def test_bench_config_puts_the_teacher_on_one_gpu(tmp_path):
-    bench = _module("gpu_serve_bench")
+    bench = load("gpu_serve_bench")
     config = bench.bench_config(str(tmp_path), inflight=128, extra=["run.seed=3"])
     assert config.teacher.model == str(tmp_path)
     assert config.teacher.dtype == "bfloat16"
@@ -194,7 +187,7 @@ def test_offline_side_sends_the_pools_requests(tiny_teacher):
     from gold_ray.generator import GeneratorPool
 
     out, _ = tiny_teacher
-    bench = _module("gpu_serve_bench")
+    bench = load("gpu_serve_bench")
     config = bench.bench_config(str(out), inflight=64, extra=[])
     prompts, params = bench.offline_batch(config, AutoTokenizer.from_pretrained(out), 1, 6)
     requests = GeneratorPool(config).plan(1, "train", 6, [], -1)

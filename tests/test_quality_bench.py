@@ -4,24 +4,17 @@ re-picked by its own policy, accepted by `gold-ray run --resume`), the table and
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from bench_scripts import load
 
 from gold_ray.config import load_config
 from gold_ray.rundir import RunDir, read_jsonl, write_json, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _quality():
-    spec = importlib.util.spec_from_file_location("quality", ROOT / "bench" / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fake_round0(root: Path) -> Path:
@@ -43,7 +36,7 @@ def fake_round0(root: Path) -> Path:
 
 
 def test_a_policy_run_starts_from_the_shared_round0_with_its_own_feedback(tmp_path):
-    quality = _quality()
+    quality = load("quality")
     round0 = fake_round0(tmp_path / "round0")
     for policy, expected in (("none", []), ("energy_band", [f"r00-validation-{i:05d}" for i in (5, 7)])):
         out = tmp_path / policy / "run"
@@ -62,7 +55,7 @@ def test_a_policy_run_starts_from_the_shared_round0_with_its_own_feedback(tmp_pa
 
 
 def test_cells_are_kept_per_config_that_matters_to_them():
-    quality = _quality()
+    quality = load("quality")
 
     def key(part, *overrides):
         return quality.fingerprint(quality.config_dict(load_config(ROOT / "configs/sst2.yaml", list(overrides))), part)
@@ -100,7 +93,7 @@ def cell(task, seed, policy, accuracy):
 
 
 def test_table_and_checks_report_means_sds_and_the_targets():
-    quality = _quality()
+    quality = load("quality")
     cells = [cell("sst2", 0, "energy_band", 0.80), cell("sst2", 1, "energy_band", 0.82),
              cell("sst2", 0, "none", 0.76), cell("sst2", 1, "none", 0.78)]
     teachers = {"sst2": {"metrics": {"accuracy": 0.51, "n": 500}, "computed": "2026-11-30 08:00"}}
@@ -119,7 +112,7 @@ def test_table_and_checks_report_means_sds_and_the_targets():
 
 
 def test_docs_block_is_replaced_in_place(tmp_path, monkeypatch):
-    quality = _quality()
+    quality = load("quality")
     docs = tmp_path / "benchmarks.md"
     docs.write_text(f"# B\n\n## Quality\n\n{quality.BEGIN}\nold\n{quality.END}\n\n## Next\n")
     monkeypatch.setattr(quality, "DOCS", docs)
@@ -128,7 +121,7 @@ def test_docs_block_is_replaced_in_place(tmp_path, monkeypatch):
 
 
 def test_cells_of_other_configs_are_listed_not_tabled(tmp_path):
-    quality = _quality()
+    quality = load("quality")
     for name, accuracy in (("energy_band-aaaa1111", 0.70), ("energy_band-bbbb2222", 0.66)):
         write_json(tmp_path / "sst2" / "seed0" / name / "result.json", cell("sst2", 0, "energy_band", accuracy))
     shown = [{**cell("sst2", 0, "energy_band", 0.70), "config": "aaaa1111"}]
@@ -138,7 +131,7 @@ def test_cells_of_other_configs_are_listed_not_tabled(tmp_path):
 
 
 def test_finished_only_tables_what_exists_and_runs_nothing(tmp_path, monkeypatch, capsys):
-    quality = _quality()
+    quality = load("quality")
     monkeypatch.setattr(quality.subprocess, "call", lambda *a, **k: pytest.fail(f"--finished-only ran {a}"))
     args = ["--tasks", "sst2", "rte", "--seeds", "0", "1", "--policies", "energy_band", "none", "--work", str(tmp_path)]
     parsed = argparse.Namespace(rounds=4, train=256, validation=64, set=[])

@@ -15,7 +15,10 @@ Long: a cell takes 20-35 min on a 2-core CPU (docs/benchmarks.md, "Quality"). Ce
 one directory per task, seed, policy and config fingerprint (so a changed default is computed
 afresh; cells of other configs are listed under the table, not in it): run again with
 the same ``--work`` and finished cells are read back (each with the date it was computed, shown
-in the table), an interrupted run is resumed (``gold-ray run --resume``). Runs that share a seed
+in the table), an interrupted run is resumed (``gold-ray run --resume``). Every finished cell's
+result (its metrics, fingerprint, time, date and commit, not its run) is also kept in ``--record``,
+tracked in git (docs/quality-cells/): the grid takes more CPU than one machine's session holds,
+and ``--work`` does not outlive the machine; a cell found only in the record is read back from it. Runs that share a seed
 share round 0 (no feedback exists before it): it runs once per task and seed with
 ``run.rounds=1``, and each policy's run starts from a copy of it, its round-0 feedback
 re-picked with its own policy from the stored energies (the random policy then draws from a
@@ -54,6 +57,7 @@ from gold_ray.rundir import RunDir, read_json, read_jsonl, write_json, write_jso
 
 POLICIES = ("energy_band", "none", "random")
 DOCS = REPO / "docs" / "benchmarks.md"
+RECORD = REPO / "docs" / "quality-cells"
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 # Settings added after cells were computed whose null default runs the code as it was before
 # them: left out of a fingerprint while null, so the cells of the unchanged default stay current.
@@ -154,19 +158,21 @@ def not_run(missing: list[str]) -> list[str]:
     return [f"Not run yet (the table is partial without them): {', '.join(missing)}.", ""] if missing else []
 
 
-def other_cells(work: Path, tasks: list[str], shown: list[dict]) -> list[str]:
-    """Cells kept in ``work`` for other configs than the current one: listed, never in the table."""
+def other_cells(work: Path, record: Path, tasks: list[str], shown: list[dict]) -> list[str]:
+    """Cells kept in ``work`` or ``record`` for other configs than the current one: listed, never in the table."""
     current = {(c["task"], c["seed"], f"{c['policy']}-{c['config']}") for c in shown}
     lines = []
     for task in tasks:
-        for result_file in sorted((work / task).glob("seed*/*/result.json")):
+        found = {(f.parent.parent.name, f.parent.name): f for f in (work / task).glob("seed*/*/result.json")}
+        found.update({(f.parent.name, f.stem): f for f in (record / task).glob("seed*/*.json")
+                      if (f.parent.name, f.stem) not in found})
+        for (_, name), result_file in sorted(found.items()):
             cell = read_json(result_file)
-            if (task, cell["seed"], result_file.parent.name) in current:
+            if (task, cell["seed"], name) in current:
                 continue
-            name, value = headline(cell["metrics"])
-            lines.append(f"- {task} seed {cell['seed']} `{result_file.parent.name}`: {name} {value:.4f} "
-                         f"(computed {cell['computed']})")
-    return ["Cells of other configs kept in --work (not in the table):", *lines] if lines else []
+            metric, value = headline(cell["metrics"])
+            lines.append(f"- {task} seed {cell['seed']} `{name}`: {metric} {value:.4f} (computed {cell['computed']})")
+    return ["Cells of other configs kept in --work or --record (not in the table):", *lines] if lines else []
 
 
 def cell_dir(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> tuple[Path, str]:
@@ -175,15 +181,40 @@ def cell_dir(args: argparse.Namespace, task: str, seed: int, policy: str, work: 
     return work / task / f"seed{seed}" / f"{policy}-{key}", key
 
 
-def finished_cell(cell: Path, key: str) -> dict | None:
-    """The result of a cell kept in ``cell`` (its fingerprint ``key``), or None if it has none yet."""
-    result_file = cell / "result.json"
-    return {**read_json(result_file), "config": key, "resumed": True} if result_file.exists() else None
+def recorded(record: Path, cell: Path) -> Path:
+    """The record of the cell kept in ``cell`` (work/<task>/seed<N>/<policy>-<key>)."""
+    return record / cell.parent.parent.name / cell.parent.name / f"{cell.name}.json"
 
 
-def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path) -> dict:
+def read_back(result_file: Path, record_file: Path) -> dict | None:
+    """A finished result from --work (copied into the record if it is not there yet) or, failing
+    that, from the record; None if neither has it."""
+    if result_file.exists():
+        result = read_json(result_file)
+        if not record_file.exists():
+            write_json(record_file, result)
+        return result
+    return read_json(record_file) if record_file.exists() else None
+
+
+def finished_cell(cell: Path, key: str, record: Path) -> dict | None:
+    """The result of a cell kept in ``cell`` or its record (its fingerprint ``key``), or None if it has none yet."""
+    result = read_back(cell / "result.json", recorded(record, cell))
+    return {**result, "config": key, "resumed": True} if result else None
+
+
+def commit() -> str:
+    """The checkout's commit, marked when its tracked files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: Path, record: Path) -> dict:
     cell, key = cell_dir(args, task, seed, policy, work)
-    finished = finished_cell(cell, key)
+    finished = finished_cell(cell, key, record)
     if finished:
         return finished
     overrides = cell_overrides(args, seed, policy)
@@ -203,17 +234,19 @@ def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: 
     metrics = evaluate_student(out / "student", load_config(config_file(task)), limit=None)
     metrics.pop("checkpoint", None)
     result = {"task": task, "seed": seed, "policy": policy, "config": key, "metrics": metrics, "seconds": round(seconds),
-              "computed": time.strftime("%Y-%m-%d %H:%M"), "resumed_run": resume}
+              "computed": time.strftime("%Y-%m-%d %H:%M"), "resumed_run": resume, "commit": commit()}
     write_json(result_file, result)
+    write_json(recorded(record, cell), result)
     return result
 
 
-def run_teacher(args: argparse.Namespace, task: str, work: Path) -> dict | None:
+def run_teacher(args: argparse.Namespace, task: str, work: Path, record: Path) -> dict | None:
     """The teacher's few-shot score: `evaluate_teacher` (offline vLLM) in a child process, so
     that its engine is gone before the next run starts. None with --finished-only when not yet computed."""
-    result_file = work / task / "teacher.json"
-    if result_file.exists():
-        return {**read_json(result_file), "resumed": True}
+    result_file, record_file = work / task / "teacher.json", record / task / "teacher.json"
+    finished = read_back(result_file, record_file)
+    if finished:
+        return {**finished, "resumed": True}
     if args.finished_only:
         return None
     print(f"  {task}: teacher few-shot on {args.teacher_limit} rows", flush=True)
@@ -222,7 +255,7 @@ def run_teacher(args: argparse.Namespace, task: str, work: Path) -> dict | None:
                             "--work", str(work)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     if code != 0:
         raise SystemExit(f"the teacher's few-shot evaluation of {task} failed (exit {code})")
-    return read_json(result_file)
+    return read_back(result_file, record_file)
 
 
 def teacher_child(task: str, limit: int, work: Path) -> None:
@@ -230,7 +263,7 @@ def teacher_child(task: str, limit: int, work: Path) -> None:
 
     metrics = evaluate_teacher(load_config(config_file(task)), limit=limit)
     write_json(work / task / "teacher.json", {"task": task, "metrics": metrics,
-                                               "computed": time.strftime("%Y-%m-%d %H:%M")})
+                                               "computed": time.strftime("%Y-%m-%d %H:%M"), "commit": commit()})
 
 
 def config_file(task: str) -> Path:
@@ -328,6 +361,8 @@ def main() -> None:
     parser.add_argument("--validation", type=int, default=64, help="OOD validation samples per round")
     parser.add_argument("--teacher-limit", type=int, default=500, help="rows of the eval file the teacher answers")
     parser.add_argument("--work", default=str(REPO / "bench-out" / "quality"), help="where cells are kept")
+    parser.add_argument("--record", default=str(RECORD),
+                        help="where finished cells' results are kept (tracked in git; read when --work lacks a cell)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every cell, as gold-ray run's --set (it changes the cells' fingerprints)")
     parser.add_argument("--no-docs", action="store_true", help="print the table only")
@@ -335,7 +370,7 @@ def main() -> None:
                         help="run nothing: table the finished cells, list the others as not run (a partial table)")
     parser.add_argument("--teacher-of", help=argparse.SUPPRESS)  # the child process of run_teacher
     args = parser.parse_args()
-    work = Path(args.work).resolve()
+    work, record = Path(args.work).resolve(), Path(args.record).resolve()
     if args.teacher_of:
         return teacher_child(args.teacher_of, args.teacher_limit, work)
     for task in args.tasks:
@@ -345,7 +380,7 @@ def main() -> None:
           f"{args.validation}); work {work}", flush=True)
     cells, teachers, missing = [], {}, []
     for task in args.tasks:
-        teacher = run_teacher(args, task, work)
+        teacher = run_teacher(args, task, work, record)
         if teacher:
             teachers[task] = teacher
         else:
@@ -353,12 +388,12 @@ def main() -> None:
         for seed in args.seeds:
             for policy in args.policies:
                 if args.finished_only:
-                    cell = finished_cell(*cell_dir(args, task, seed, policy, work))
+                    cell = finished_cell(*cell_dir(args, task, seed, policy, work), record)
                     if cell is None:
                         missing.append(f"{task} seed {seed} {policy}")
                         continue
                 else:
-                    cell = run_cell(args, task, seed, policy, work)
+                    cell = run_cell(args, task, seed, policy, work, record)
                 cells.append(cell)
                 name, value = headline(cell["metrics"])
                 print(f"  {task} seed {seed} {policy}: {name}={value:.4f} "
@@ -367,9 +402,10 @@ def main() -> None:
              f"machine: {platform.machine()}, {os.cpu_count()} CPUs; budget {args.rounds} rounds x ({args.train} "
              f"training + {args.validation} validation) samples; the cells took {sum(c['seconds'] for c in cells)} s "
              f"(a seed's first cell includes its shared round 0); {sum(not c.get('resumed') for c in cells)} computed "
-             f"by this invocation ({time.perf_counter() - started:.0f} s), the others read back from --work.", "",
+             f"by this invocation ({time.perf_counter() - started:.0f} s), the others read back from --work or "
+             f"--record ({record.relative_to(REPO) if record.is_relative_to(REPO) else record}).", "",
              *table(cells, teachers, args.seeds), "", *checks(cells, teachers), "",
-             *not_run(missing), *other_cells(work, args.tasks, cells)]
+             *not_run(missing), *other_cells(work, record, args.tasks, cells)]
     print("\n".join(lines))
     if not args.no_docs:
         write_docs(lines)

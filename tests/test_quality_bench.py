@@ -122,18 +122,43 @@ def test_docs_block_is_replaced_in_place(tmp_path, monkeypatch):
 
 def test_cells_of_other_configs_are_listed_not_tabled(tmp_path):
     quality = load("quality")
+    work, record = tmp_path / "work", tmp_path / "record"
     for name, accuracy in (("energy_band-aaaa1111", 0.70), ("energy_band-bbbb2222", 0.66)):
-        write_json(tmp_path / "sst2" / "seed0" / name / "result.json", cell("sst2", 0, "energy_band", accuracy))
+        write_json(work / "sst2" / "seed0" / name / "result.json", cell("sst2", 0, "energy_band", accuracy))
+    write_json(record / "sst2" / "seed0" / "energy_band-bbbb2222.json", cell("sst2", 0, "energy_band", 0.66))
+    write_json(record / "sst2" / "seed0" / "energy_band-cccc3333.json", cell("sst2", 0, "energy_band", 0.64))
     shown = [{**cell("sst2", 0, "energy_band", 0.70), "config": "aaaa1111"}]
-    lines = quality.other_cells(tmp_path, ["sst2"], shown)
-    assert len(lines) == 2 and "energy_band-bbbb2222" in lines[1] and "0.6600" in lines[1]
-    assert quality.other_cells(tmp_path, ["sst2"], [*shown, {**shown[0], "config": "bbbb2222"}]) == []
+    lines = quality.other_cells(work, record, ["sst2"], shown)
+    assert len(lines) == 3  # the title, bbbb2222 once (in both), cccc3333 (in the record only)
+    assert "energy_band-bbbb2222" in lines[1] and "0.6600" in lines[1]
+    assert "energy_band-cccc3333" in lines[2] and "0.6400" in lines[2]
+    others = [{**shown[0], "config": key} for key in ("bbbb2222", "cccc3333")]
+    assert quality.other_cells(work, record, ["sst2"], [*shown, *others]) == []
+
+
+def test_finished_cells_are_recorded_and_read_back_from_the_record(tmp_path):
+    """--work does not outlive its machine: a finished cell is copied into the record (tracked in
+    git), and a cell missing from --work is read back from the record, never recomputed."""
+    quality = load("quality")
+    work, record = tmp_path / "work", tmp_path / "record"
+    parsed = argparse.Namespace(rounds=4, train=256, validation=64, set=[])
+    done, key = quality.cell_dir(parsed, "sst2", 0, "none", work)
+    write_json(done / "result.json", cell("sst2", 0, "none", 0.71))
+    assert quality.finished_cell(done, key, record)["metrics"]["accuracy"] == 0.71
+    kept = record / "sst2" / "seed0" / f"none-{key}.json"
+    assert json.loads(kept.read_text())["metrics"]["accuracy"] == 0.71
+    elsewhere, same_key = quality.cell_dir(parsed, "sst2", 0, "none", tmp_path / "another-machine")
+    assert same_key == key and not elsewhere.exists()
+    assert quality.finished_cell(elsewhere, key, record) == {**cell("sst2", 0, "none", 0.71), "config": key,
+                                                              "resumed": True}
+    assert quality.finished_cell(quality.cell_dir(parsed, "sst2", 1, "none", work)[0], key, record) is None
 
 
 def test_finished_only_tables_what_exists_and_runs_nothing(tmp_path, monkeypatch, capsys):
     quality = load("quality")
     monkeypatch.setattr(quality.subprocess, "call", lambda *a, **k: pytest.fail(f"--finished-only ran {a}"))
-    args = ["--tasks", "sst2", "rte", "--seeds", "0", "1", "--policies", "energy_band", "none", "--work", str(tmp_path)]
+    args = ["--tasks", "sst2", "rte", "--seeds", "0", "1", "--policies", "energy_band", "none", "--work", str(tmp_path),
+            "--record", str(tmp_path / "record")]
     parsed = argparse.Namespace(rounds=4, train=256, validation=64, set=[])
     done, _ = quality.cell_dir(parsed, "sst2", 1, "none", tmp_path)
     write_json(done / "result.json", cell("sst2", 1, "none", 0.71))

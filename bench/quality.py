@@ -59,9 +59,11 @@ POLICIES = ("energy_band", "none", "random")
 DOCS = REPO / "docs" / "benchmarks.md"
 RECORD = REPO / "docs" / "quality-cells"
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
-# Settings added after cells were computed whose null default runs the code as it was before
-# them: left out of a fingerprint while null, so the cells of the unchanged default stay current.
-NEUTRAL_DEFAULTS = (("feedback", "max_words"),)
+# Settings added after cells were computed whose default runs the code as it was before them:
+# left out of a fingerprint at that value, so the cells of the unchanged default stay current.
+NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_share", 1.0))
+# Settings of how feedback is used, outside the feedback section: nothing to round 0 and `none`.
+FEEDBACK_USE = (("generation", "feedback_share"),)
 
 
 def cell_overrides(args: argparse.Namespace, seed: int, policy: str) -> list[str]:
@@ -94,12 +96,14 @@ def fingerprint(config: dict, part: str) -> str:
     ``part``: "round0" (its round count is 1 whatever the budget), "none", or another policy."""
     config = json.loads(json.dumps(config))  # a deep copy
     config.pop("base_dir", None)  # where the checkout is
-    for section, key in NEUTRAL_DEFAULTS:  # at their default, as if the setting did not exist
+    for section, key, neutral in NEUTRAL_DEFAULTS:  # at their default, as if the setting did not exist
         values = config.get(section) or {}
-        if key in values and values[key] is None:
+        if key in values and values[key] == neutral:
             del values[key]
     config["run"] = {k: v for k, v in config["run"].items() if k not in ("out_dir", "seed")}
     if part in ("round0", "none"):
+        for section, key in FEEDBACK_USE:
+            (config.get(section) or {}).pop(key, None)
         feedback = config.pop("feedback", None) or {}
         if part == "round0":
             config["ood_ask"] = feedback.get("ood_ask")

@@ -84,6 +84,11 @@ class GenerationSection(Strict):
         "and its one end-to-end run gave a student 5 points lower, not yet compared over seeds (docs/benchmarks.md, 'Prompt order and block size')",
     )
     feedback_per_prompt: int = Field(default=2, ge=0, description="feedback samples shown in each prompt")
+    feedback_share: float = Field(
+        default=1.0, gt=0, le=1,
+        description="share of a round's training prompts that carry the feedback (drawn per round, the same "
+        "number for each label); the others are plain prompts, as without feedback",
+    )
     ood_context: int = Field(
         default=3, ge=0, description="current training samples shown in each OOD validation prompt"
     )

@@ -117,6 +117,7 @@ def prompt_options(config: GoldConfig) -> PromptOptions:
     gen = config.generation
     return PromptOptions(few_shot=gen.few_shot, diversity_seeds=tuple(gen.diversity_seeds),
                          feedback_mode=gen.feedback_mode, feedback_per_prompt=gen.feedback_per_prompt,
+                         feedback_share=gen.feedback_share,
                          ood_context=gen.ood_context, example_format=gen.example_format,
                          ban_openings=gen.ban_openings, prompt_order=gen.prompt_order,
                          ood_ask=config.feedback.ood_ask)

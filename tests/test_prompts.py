@@ -61,6 +61,30 @@ def test_feedback_steers_by_default_and_is_recorded(sst2):
     assert "an odd sentence number 0 about opera sets" in reqs[0].prompt_texts[-2]
 
 
+def test_a_share_of_each_labels_prompts_carries_the_feedback(sst2):
+    """generation.feedback_share: the others are plain prompts, the same as without feedback."""
+    fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets") for i in range(4)]
+    plain = plan_requests(sst2, PromptOptions(), 1, "train", 16, 0)
+    every = plan_requests(sst2, PromptOptions(), 1, "train", 16, 0, feedback=fb)
+    assert all(r.feedback_ids for r in every)  # share 1 (the default): every prompt, as before
+    half = plan_requests(sst2, PromptOptions(feedback_share=0.5), 1, "train", 16, 0, feedback=fb)
+    carriers = [r for r in half if r.feedback_ids]
+    assert Counter(r.label_asked for r in carriers) == {"negative": 4, "positive": 4}
+    assert Counter(i for r in carriers for i in r.feedback_ids) == dict.fromkeys((s["id"] for s in fb), 4)
+    texts = {s["id"]: s["fields"]["text"] for s in fb}
+    for r, p in zip(half, plain, strict=True):
+        user = r.messages[-1]["content"]
+        assert (r.messages == p.messages) != bool(r.feedback_ids)
+        assert all(texts[i] in user for i in r.feedback_ids)
+    again = plan_requests(sst2, PromptOptions(feedback_share=0.5), 1, "train", 16, 0, feedback=fb)
+    assert [r.feedback_ids for r in again] == [r.feedback_ids for r in half]  # a resumed round asks the same
+    other_round = plan_requests(sst2, PromptOptions(feedback_share=0.5), 2, "train", 16, 0, feedback=fb)
+    assert [bool(r.feedback_ids) for r in other_round] != [bool(r.feedback_ids) for r in half]
+    for bad in ("0", "1.5"):
+        with pytest.raises(ConfigError, match="feedback_share"):
+            load_config(CONFIGS / "sst2.yaml", [f"generation.feedback_share={bad}"])
+
+
 def test_shared_first_puts_feedback_and_context_before_per_request_examples(sst2):
     """prompt_order=shared_first: requests with the same feedback or context rotation share the
     prompt up to their examples, so the engine's prefix cache computes that head once; the

@@ -82,6 +82,11 @@ def test_cells_are_kept_per_config_that_matters_to_them():
     older = quality.config_dict(load_config(ROOT / "configs/sst2.yaml"))
     del older["feedback"]["max_words"]
     assert quality.fingerprint(older, "energy_band") == base["energy_band"]
+    # so is the share of prompts carrying feedback, outside the feedback section
+    assert key("energy_band", "generation.feedback_share=0.25") != base["energy_band"]
+    assert all(key(part, "generation.feedback_share=0.25") == base[part] for part in ("none", "round0"))
+    del older["generation"]["feedback_share"]
+    assert all(quality.fingerprint(older, part) == base[part] for part in base)
     # anything else matters to all
     assert all(key(part, "training.epochs=3") != base[part] for part in base)
     assert key("none", "run.rounds=2") != base["none"]

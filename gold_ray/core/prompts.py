@@ -47,6 +47,7 @@ class PromptOptions:
     diversity_seeds: tuple[str, ...] = ()
     feedback_mode: FeedbackMode = "steer"
     feedback_per_prompt: int = 2
+    feedback_share: float = 1.0
     ood_context: int = 3
     example_format: ExampleFormat = "text"
     ban_openings: int = 3
@@ -128,6 +129,20 @@ def label_plan(labels: Sequence[str], count: int) -> list[str]:
     return [labels[i % len(labels)] for i in range(count)]
 
 
+def feedback_carriers(labels: Sequence[str | None], share: float, rng: random.Random) -> dict[int, int]:
+    """The requests that carry feedback, {index: its rank among them} (the rank rotates the
+    feedback shown). A ``share`` of each label's requests, drawn by ``rng``: every label gets
+    steered prompts (an even spread of indices would meet a round-robin label plan in step).
+    Share 1: every request, in index order, without touching ``rng``."""
+    if share >= 1:
+        return {i: i for i in range(len(labels))}
+    chosen = []
+    for label in dict.fromkeys(labels):
+        indices = [i for i, asked in enumerate(labels) if asked == label]
+        chosen += rng.sample(indices, round(share * len(indices)))
+    return {i: rank for rank, i in enumerate(sorted(chosen))}
+
+
 def plan_requests(
     spec: TaskSpec,
     options: PromptOptions,
@@ -140,12 +155,13 @@ def plan_requests(
 ) -> list[Request]:
     """The ``count`` requests of a batch, in index order. Deterministic in its arguments."""
     labels = label_plan(spec.label_names, count) if spec.is_classification else [None] * count
+    carriers = feedback_carriers(labels, options.feedback_share, random.Random(request_seed(run_seed, round_index, kind, -1)))
     requests = []
     for i in range(count):
         seed = request_seed(run_seed, round_index, kind, i)
         rng = random.Random(seed)
         examples = _pick_examples(spec, options.few_shot, labels[i], rng)
-        fb = _rotate(feedback, options.feedback_per_prompt, i) if options.feedback_per_prompt else []
+        fb = _rotate(feedback, options.feedback_per_prompt, carriers[i]) if i in carriers else []
         context = _rotate(context_samples or (), options.ood_context, i) if kind == "validation" else []
         topic = options.diversity_seeds[i % len(options.diversity_seeds)] if options.diversity_seeds else None
         user = build_user_message(

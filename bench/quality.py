@@ -18,8 +18,8 @@ the same ``--work`` and finished cells are read back (each with the date it was 
 in the table), an interrupted run is resumed (``gold-ray run --resume``). Every finished cell's
 result (its metrics, fingerprint, time, date and commit, not its run) is also kept in ``--record``,
 tracked in git (docs/quality-cells/): the grid takes more CPU than one machine's session holds,
-and ``--work`` does not outlive the machine; a cell found only in the record is read back from it. Runs that share a seed
-share round 0 (no feedback exists before it): it runs once per task and seed with
+and ``--work`` does not outlive the machine; a cell found only in the record is read back from it.
+Runs that share a seed share round 0 (no feedback exists before it): it runs once per task and seed with
 ``run.rounds=1``, and each policy's run starts from a copy of it, its round-0 feedback
 re-picked with its own policy from the stored energies (the random policy then draws from a
 fresh generator of the seed, not from the one the coordinator used for round 0's context).

@@ -155,6 +155,7 @@ def plan_requests(
 ) -> list[Request]:
     """The ``count`` requests of a batch, in index order. Deterministic in its arguments."""
     labels = label_plan(spec.label_names, count) if spec.is_classification else [None] * count
+    # index -1: a seed of this batch that no request uses
     carriers = feedback_carriers(labels, options.feedback_share, random.Random(request_seed(run_seed, round_index, kind, -1)))
     requests = []
     for i in range(count):

@@ -62,8 +62,10 @@ BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 # Settings added after cells were computed whose default runs the code as it was before them:
 # left out of a fingerprint at that value, so the cells of the unchanged default stay current.
 NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_share", 1.0))
-# Settings of how feedback is used, outside the feedback section: nothing to round 0 and `none`.
-FEEDBACK_USE = (("generation", "feedback_share"),)
+# Settings of how feedback is used, outside the feedback section, with their defaults: nothing to
+# round 0 and `none`, whose fingerprints take them as at their default.
+FEEDBACK_USE = (("generation", "feedback_share", 1.0), ("generation", "feedback_mode", "steer"),
+                ("generation", "feedback_per_prompt", 2))
 
 
 def cell_overrides(args: argparse.Namespace, seed: int, policy: str) -> list[str]:
@@ -96,14 +98,15 @@ def fingerprint(config: dict, part: str) -> str:
     ``part``: "round0" (its round count is 1 whatever the budget), "none", or another policy."""
     config = json.loads(json.dumps(config))  # a deep copy
     config.pop("base_dir", None)  # where the checkout is
+    if part in ("round0", "none"):
+        for section, key, default in FEEDBACK_USE:
+            config.setdefault(section, {})[key] = default
     for section, key, neutral in NEUTRAL_DEFAULTS:  # at their default, as if the setting did not exist
         values = config.get(section) or {}
         if key in values and values[key] == neutral:
             del values[key]
     config["run"] = {k: v for k, v in config["run"].items() if k not in ("out_dir", "seed")}
     if part in ("round0", "none"):
-        for section, key in FEEDBACK_USE:
-            (config.get(section) or {}).pop(key, None)
         feedback = config.pop("feedback", None) or {}
         if part == "round0":
             config["ood_ask"] = feedback.get("ood_ask")

@@ -85,6 +85,10 @@ def test_cells_are_kept_per_config_that_matters_to_them():
     # so is the share of prompts carrying feedback, outside the feedback section
     assert key("energy_band", "generation.feedback_share=0.25") != base["energy_band"]
     assert all(key(part, "generation.feedback_share=0.25") == base[part] for part in ("none", "round0"))
+    # and so are the feedback's form and count per prompt (round 0 stays shared with the default's)
+    for setting in ("generation.feedback_mode=examples", "generation.feedback_per_prompt=4"):
+        assert key("energy_band", setting) != base["energy_band"]
+        assert all(key(part, setting) == base[part] for part in ("none", "round0"))
     del older["generation"]["feedback_share"]
     assert all(quality.fingerprint(older, part) == base[part] for part in base)
     # anything else matters to all

@@ -7,9 +7,10 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from gold_ray.errors import UserError
+from gold_ray.errors import Terminated, UserError
 
 EXIT_USER_ERROR = 2
+EXIT_TERMINATED = 128 + 15  # what a shell reports for a process SIGTERM ended
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gold-ray: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("gold-ray: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
 
 
 if __name__ == "__main__":

@@ -13,16 +13,19 @@ directory is a local staging copy and each published round is mirrored to the UR
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gold_ray import storage
 from gold_ray.config import GoldConfig
-from gold_ray.errors import UserError
+from gold_ray.errors import Terminated, UserError
 from gold_ray.rundir import RunDir, write_json
 from gold_ray.summary import format_summary, job_summary
 
@@ -106,10 +109,11 @@ def run(
     RunDir(run_dir).check_can_open(config.to_yaml(), resume)  # fail before any actor starts
     started_ray = connect(config, say)
     try:
-        coordinator = coordinator_actor(config).remote(
-            config.model_dump(mode="json"), str(run_dir), resume, mirror.uri if mirror else None
-        )
-        done = _follow(coordinator, coordinator.run.remote(), say)
+        with _sigterm_flag() as terminated:
+            coordinator = coordinator_actor(config).remote(
+                config.model_dump(mode="json"), str(run_dir), resume, mirror.uri if mirror else None
+            )
+            done = _follow(coordinator, coordinator.run.remote(), say, terminated)
         report = write_report(run_dir) if done["rounds"] else None
     finally:
         if started_ray:
@@ -142,8 +146,9 @@ def run(
     )
 
 
-def _follow(coordinator: Any, done_ref: Any, say: Callable[[str], None]) -> dict[str, Any]:
-    """Relay progress lines until the run finishes; re-raise its error if it failed."""
+def _follow(coordinator: Any, done_ref: Any, say: Callable[[str], None], terminated: threading.Event) -> dict[str, Any]:
+    """Relay progress lines until the run finishes; re-raise its error if it failed, raise
+    :class:`Terminated` once ``terminated`` is set."""
     import ray
 
     seen, start = 0, time.monotonic()
@@ -160,6 +165,34 @@ def _follow(coordinator: Any, done_ref: Any, say: Callable[[str], None]) -> dict
                 if isinstance(exc.cause, UserError):  # bad input: one clean line, not a remote traceback
                     raise exc.cause from None
                 raise
+        if terminated.is_set():
+            raise Terminated()
+
+
+@contextmanager
+def _sigterm_flag() -> Iterator[threading.Event]:
+    """While the block runs, SIGTERM sets the yielded event, which the driver's poll loop turns
+    into :class:`Terminated`; a second SIGTERM goes to the handler this replaced. Raising in the
+    handler itself fails: the signal is handled inside Ray's C++ wait, which then returns with
+    the exception still set (a SystemError). Left to a local Ray's own handler (set by
+    ray.init), SIGTERM kills Ray's processes from under the driver, which aborts in its shutdown
+    and leaves Ray's agents running (docs/benchmarks.md, "Interrupting a run")."""
+    received = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signal.signal would refuse
+        yield received
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.SIG_DFL if previous is None else previous  # None: set outside Python
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        received.set()
+        signal.signal(signal.SIGTERM, previous)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stop_local(ray: Any) -> None:

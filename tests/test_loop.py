@@ -1,7 +1,9 @@
 """The GOLD loop end to end, as a user runs it, with the real engine, Ray, Train and models:
 
 1. `gold-ray run` on its own local Ray, output to a file:// URI (the pyarrow path that s3:// and
-   gs:// take), SIGKILLed (its whole process group) once round 0 is published at the URI;
+   gs:// take), stopped with SIGTERM to the driver alone (what `kill`, `ray job stop` and a
+   cloud's preemption notice send) once round 0 is published at the URI: it must exit 143 and
+   take its Ray, engine and Train workers with it (no process of its session left);
 2. a real head from `ray start --head` (its own temp dir and free ports) and the same run
    resumed on it with `ray job submit --working-dir <repo> --runtime-env cluster/runtime_env.yaml
    -- gold-ray run ... --resume`: the job must succeed, join the head (never start a Ray of its
@@ -111,19 +113,36 @@ def job_info(api: str, submission: str, token: str | None) -> dict:
         return json.load(response)
 
 
-def head_processes(session_id: int, temp_dir: str) -> list[psutil.Process]:
+def session_processes(session_id: int, temp_dir: str | None = None) -> list[psutil.Process]:
+    """The processes of a session, and with ``temp_dir`` those naming it in their command line."""
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if os.getsid(proc.pid) == session_id or temp_dir in " ".join(proc.info["cmdline"] or []):
+            if os.getsid(proc.pid) == session_id or (temp_dir and temp_dir in " ".join(proc.info["cmdline"] or [])):
                 found.append(proc)
         except (ProcessLookupError, psutil.Error, OSError):
             continue
     return [p for p in found if p.pid != os.getpid()]
 
 
+def left_in_session(session_id: int, timeout: float) -> list[str]:
+    """The processes of a session still running (zombies aside) after up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for proc in session_processes(session_id):
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    left.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+            except psutil.Error:
+                continue
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(1)
+
+
 def stop_head(session_id: int, temp_dir: str) -> None:
-    procs = head_processes(session_id, temp_dir)
+    procs = session_processes(session_id, temp_dir)
     for proc in procs:
         try:
             proc.send_signal(signal.SIGTERM)
@@ -184,18 +203,28 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
     store = tmp_path / "store" / "runs" / "sst2"
     r00 = store / "rounds" / "r00"
 
-    # 1. A local run, killed (driver, its Ray, the engine, the Train workers) after round 0.
+    # 1. A local run, stopped by SIGTERM after round 0: the driver shuts down its own Ray.
+    first_log = tmp_path / "first.log"
     first = subprocess.Popen([sys.executable, "-m", "gold_ray.cli", *run_args(store, tmp_path / "staging-1")],
-                             cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+                             cwd=ROOT, start_new_session=True, stdout=first_log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 900
     try:
         while not (r00 / "round.json").exists():  # written last: round 0 is complete at the URI
-            assert first.poll() is None, first.stdout.read()[-4000:]
+            assert first.poll() is None, first_log.read_text()[-4000:]
             assert time.monotonic() < deadline, "round 0 did not complete in time"
             time.sleep(1)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) == 143, first_log.read_text()[-4000:]
+        assert "gold-ray: terminated (SIGTERM)" in first_log.read_text()
+        left = left_in_session(first.pid, timeout=30)  # Ray's daemons exit a moment after ray.shutdown
+        assert not left, f"left running after SIGTERM: {left}"
     finally:
         kill_group(first)
+        for proc in session_processes(first.pid):
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
     round0 = digest(r00)
     assert {"train.jsonl", "validation.jsonl", "scores.jsonl", "feedback.jsonl", "prompts.jsonl", "round.json"} <= set(round0)
     assert not (store / "rounds" / "r01").exists()

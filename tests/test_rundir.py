@@ -1,12 +1,15 @@
 """Run directory: atomic rounds, resume bookkeeping, refusal of foreign directories, the report."""
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from gold_ray import runner
 from gold_ray.cli import main
-from gold_ray.errors import UserError
+from gold_ray.errors import Terminated, UserError
 from gold_ray.report import write_report
 from gold_ray.rundir import RunDir, read_jsonl, write_json, write_jsonl
 
@@ -133,3 +136,37 @@ def test_resume_ignores_where_the_config_was_read_but_not_what_it_says(tmp_path)
     assert run.open("a: 1\nbase_dir: /tmp/ray/working_dir/configs\n", resume=True) == 1
     with pytest.raises(UserError, match="different config"):
         run.open("a: 2\nbase_dir: /home/me/gold_ray/configs\n", resume=True)
+
+
+def test_sigterm_sets_the_drivers_flag_once_then_goes_to_the_handler_it_replaced():
+    replaced = []
+
+    def ray_handler(signum, frame):
+        replaced.append(signum)
+
+    before = signal.signal(signal.SIGTERM, ray_handler)
+    try:
+        with runner._sigterm_flag() as terminated:
+            assert signal.getsignal(signal.SIGTERM) is not ray_handler
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert terminated.wait(timeout=5) and not replaced
+            os.kill(os.getpid(), signal.SIGTERM)  # a second SIGTERM: the handler that was there
+            deadline = time.monotonic() + 5
+            while not replaced and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert replaced == [signal.SIGTERM]
+        with runner._sigterm_flag() as unused:
+            pass
+        assert not unused.is_set() and signal.getsignal(signal.SIGTERM) is ray_handler  # restored unfired
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_cli_run_stopped_by_sigterm_exits_143_with_one_line(tmp_path, capsys, monkeypatch):
+    def terminated(config, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(runner, "run", terminated)
+    sst2 = str(Path(__file__).resolve().parents[1] / "configs/sst2.yaml")
+    assert main(["run", sst2, "--out", str(tmp_path / "run")]) == 143
+    assert capsys.readouterr().err.strip().splitlines() == ["gold-ray: terminated (SIGTERM)"]

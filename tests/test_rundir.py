@@ -1,4 +1,5 @@
-"""Run directory: atomic rounds, resume bookkeeping, refusal of foreign directories, the report."""
+"""Run directory: atomic rounds, resume bookkeeping, refusal of foreign directories, the report;
+and how `gold-ray run` stops on SIGTERM."""
 
 import os
 import signal

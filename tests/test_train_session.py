@@ -89,7 +89,9 @@ def after_kill(ray_local, session, first_two):
 
     killer = threading.Thread(target=kill_after_round_3_epoch_0, daemon=True)
     killer.start()
-    third = session.train([ray_local.put(samples(2, slice(0, 4), FRAMES[1]))], None, out / "r2")
+    # 256 rows, 4x the other rounds: an epoch (~8 s on CI) must outlast the time from the
+    # checkpoint's registration to the kill, or the round ends first and nothing resumes.
+    third = session.train([ray_local.put(samples(2, slice(0, 8), FRAMES[0] + FRAMES[1]))], None, out / "r2")
     killer.join(timeout=5)
     fourth = session.train([ray_local.put(samples(3, slice(4, 8), FRAMES[1])[::2])], None, out / "r3")
     print("round 2:", third.to_dict(), "killed:", killed)
@@ -122,7 +124,7 @@ def test_a_killed_worker_resumes_its_round_and_later_rounds_go_on(first_two, aft
     # A new worker group resumed round 3 from its epoch-0 checkpoint, with the model from it.
     assert third.extra["resumed_at_epoch"] == 1 and third.extra["model_loaded"]
     assert killed[0] not in third.extra["worker_pids"]
-    assert len(third.epoch_losses) == config.training.epochs and third.samples == 64
+    assert len(third.epoch_losses) == config.training.epochs and third.samples == 256
     assert Path(third.checkpoint_dir, "config.json").is_file()
     # Round 4 runs on that group as rounds ran before the kill.
     assert fourth.extra["worker_pids"] == third.extra["worker_pids"] and not fourth.extra["model_loaded"]

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gold_ray.config import GoldConfig, load_config  # noqa: E402
-from gold_ray.core.feedback import eligible_validation, noise_filter_keep, select_feedback  # noqa: E402
+from gold_ray.core.feedback import noise_filter_keep, pick_feedback  # noqa: E402
 from gold_ray.core.parsing import Deduper, Parsed, parse_output, sample_text  # noqa: E402
 from gold_ray.core.prompts import plan_requests, request_schema  # noqa: E402
 from gold_ray.core.samples import Sample  # noqa: E402
@@ -206,10 +206,10 @@ def run_reference(config: GoldConfig, out: Path) -> dict:
         phases.add("generate_validation", time.perf_counter() - t)
 
         t = time.perf_counter()
-        scores, fb = student.scores(validation), config.feedback
-        eligible = eligible_validation(validation, scores, config.task.input_names, fb.min_words,
-                                       fb.require_agreement, fb.max_words)
-        picked = select_feedback(fb.policy, np.array([s["energy"] for s in scores]), fb.band, fb.k, rng, eligible)
+        # both batches, as the coordinator scores them (the training one for the feedback's fit gate)
+        scores = student.scores(train + validation)
+        picked, _, _ = pick_feedback(config.feedback, validation, train, scores, config.task.input_names,
+                                     len(config.task.labels), rng)
         feedback = [validation[i] for i in picked]
         phases.add("score", time.perf_counter() - t)
         print(f"  (ref) round {r}: {len(train)} train, {len(validation)} validation, {len(kept)} kept, "

@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gold_ray.config import GoldConfig, load_config  # noqa: E402
-from gold_ray.core.feedback import eligible_validation, select_feedback  # noqa: E402
+from gold_ray.core.feedback import pick_feedback  # noqa: E402
 from gold_ray.rundir import RunDir, read_json, read_jsonl, write_json, write_jsonl  # noqa: E402
 
 POLICIES = ("energy_band", "none", "random")
@@ -61,7 +61,8 @@ RECORD = REPO / "docs" / "quality-cells"
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 # Settings added after cells were computed whose default runs the code as it was before them:
 # left out of a fingerprint at that value, so the cells of the unchanged default stay current.
-NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_share", 1.0))
+NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_share", 1.0),
+                    ("feedback", "min_fit", 0.0))
 # Settings of how feedback is used, outside the feedback section, with their defaults: nothing to
 # round 0 and `none`, whose fingerprints take them as at their default.
 FEEDBACK_USE = (("generation", "feedback_share", 1.0), ("generation", "feedback_mode", "steer"),
@@ -142,18 +143,15 @@ def start_from_round0(round0: Path, out: Path, config: GoldConfig) -> None:
     target = run.round_dir(0)
     shutil.copytree(round0 / "rounds" / "r00", target)
     validation = read_jsonl(target / "validation.jsonl")
-    scores = [s for s in read_jsonl(target / "scores.jsonl") if s["kind"] == "validation"]
-    energy = {s["id"]: s["energy"] for s in scores}
-    fb = config.feedback
-    eligible = eligible_validation(validation, scores, config.task.input_names, fb.min_words, fb.require_agreement,
-                                   fb.max_words)
-    picked = select_feedback(fb.policy, np.array([energy[s["id"]] for s in validation]), fb.band, fb.k,
-                             np.random.default_rng(config.run.seed), eligible)
+    picked, eligible, fit = pick_feedback(config.feedback, validation, read_jsonl(target / "train.jsonl"),
+                                          read_jsonl(target / "scores.jsonl"), config.task.input_names,
+                                          len(config.task.labels), np.random.default_rng(config.run.seed))
     feedback = [validation[i] for i in picked]
     write_jsonl(target / "feedback.jsonl", feedback)
     metrics = read_json(target / "round.json")
     metrics["feedback_ids"] = [s["id"] for s in feedback]
     metrics["feedback_eligible"] = int(eligible.sum())
+    metrics["student_fit"] = None if fit is None else round(fit, 4)
     write_json(target / "round.json", metrics)
     run.link_student(0)
     run.rebuild_metrics()

@@ -32,7 +32,7 @@ import numpy as np
 import ray
 
 from gold_ray.config import GoldConfig, validate_config
-from gold_ray.core.feedback import eligible_validation, feedback_round_for, select_feedback
+from gold_ray.core.feedback import feedback_round_for, pick_feedback
 from gold_ray.core.samples import Sample
 from gold_ray.rundir import TEACHER_EVAL, RunDir, round_name, write_json, write_jsonl
 
@@ -168,10 +168,11 @@ class Coordinator:
         write_jsonl(partial / "scores.jsonl", scores)
         val_scores = {s["id"]: s for s in scores if s["kind"] == "validation"}
         val_energy = np.array([val_scores[s["id"]]["energy"] for s in val_rows])
-        eligible = eligible_validation(val_rows, scores, cfg.task.input_names, cfg.feedback.min_words,
-                                       cfg.feedback.require_agreement, cfg.feedback.max_words)
-        picked = select_feedback(cfg.feedback.policy, val_energy, cfg.feedback.band, cfg.feedback.k, self.rng,
-                                 eligible)
+        picked, eligible, fit = pick_feedback(cfg.feedback, val_rows, train_rows, scores, cfg.task.input_names,
+                                              len(cfg.task.labels), self.rng)
+        if fit is not None and fit < cfg.feedback.min_fit and cfg.feedback.policy != "none":
+            self.log(f"[round {r}] no feedback: the student's fit to its training samples is {fit:.2f}, "
+                     f"under feedback.min_fit {cfg.feedback.min_fit}")
         state["feedback"], state["feedback_round"] = [val_rows[i] for i in picked], r
         write_jsonl(partial / "feedback.jsonl", state["feedback"])
 
@@ -198,6 +199,7 @@ class Coordinator:
             "filtered": len(dropped),
             "feedback_ids": [s["id"] for s in state["feedback"]],
             "feedback_eligible": int(eligible.sum()),  # validation samples that passed feedback_eligible
+            "student_fit": None if fit is None else round(fit, 4),  # on the round's training samples
             "energy_quantiles": _quantiles(val_energy),
             "eval": eval_metrics,
             "timings": dict(timings),

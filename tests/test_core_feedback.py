@@ -7,8 +7,10 @@ from gold_ray.core.feedback import (
     eligible_validation,
     feedback_eligible,
     noise_filter_keep,
+    pick_feedback,
     rank_quantiles,
     select_feedback,
+    student_fit,
 )
 
 
@@ -121,3 +123,40 @@ def test_all_eligible_draws_as_without_the_gate():
     for name in POLICIES:
         assert select_feedback(name, energies, (0.5, 0.8), 4, rng(5)).tolist() == select_feedback(
             name, energies, (0.5, 0.8), 4, rng(5), np.ones(64, dtype=bool)).tolist()
+
+
+def test_student_fit_is_agreement_above_chance():
+    labels = ["a", "b", "a", "b"]
+    assert student_fit(labels, ["a", "b", "a", "b"], 2) == 1.0
+    assert student_fit(labels, ["a", "a", "a", "a"], 2) == 0.0  # one label for all: a guess
+    assert student_fit(labels, ["b", "a", "b", "a"], 2) == -1.0
+    assert student_fit(labels, ["a", "b", "c", "c"], 4) == pytest.approx((0.5 - 0.25) / 0.75)
+    # pairs missing a label or a prediction are skipped; none left (seq2seq): no fit
+    assert student_fit(["a", None, "b"], ["a", "b", None], 2) == 1.0
+    assert student_fit(["a", "b"], [None, None], 2) is None
+
+
+def test_pick_feedback_waits_for_a_student_that_fits_its_training_samples():
+    class Settings:  # the FeedbackSection fields pick_feedback reads
+        policy, band, k, min_words, max_words, require_agreement, min_fit = "energy_band", (0.5, 0.8), 2, 0, None, True, 0.5
+
+    text = "a sample long enough to feed back"
+    validation = [{"id": f"v{i}", "fields": {"text": f"{text} {i}"}, "label": "a"} for i in range(10)]
+    train = [{"id": f"t{i}", "fields": {"text": text}, "label": "ab"[i % 2]} for i in range(4)]
+    val_scores = [{"id": s["id"], "energy": float(i), "predicted": "a"} for i, s in enumerate(validation)]
+
+    def pick(train_predicted, min_fit=0.5):
+        Settings.min_fit = min_fit
+        scores = val_scores + [{"id": s["id"], "energy": 0.0, "predicted": p} for s, p in zip(train, train_predicted, strict=True)]
+        return pick_feedback(Settings, validation, train, scores, ["text"], 2, rng())
+
+    picked, eligible, fit = pick(["a", "b", "a", "b"])  # all four learned
+    assert fit == 1.0 and eligible.all() and len(picked) == 2 and set(picked.tolist()) <= {5, 6, 7}
+    picked, eligible, fit = pick(["a", "a", "a", "b"])  # 3 of 4: fit 0.5, at the gate
+    assert fit == 0.5 and len(picked) == 2
+    picked, eligible, fit = pick(["a", "a", "a", "a"])  # a guess: nothing fed back, eligibility still told
+    assert fit == 0.0 and picked.tolist() == [] and eligible.all()
+    picked, _, _ = pick(["a", "a", "a", "a"], min_fit=0.0)  # the gate off
+    assert len(picked) == 2
+    picked, _, fit = pick([None] * 4)  # no predictions (seq2seq): no gate
+    assert fit is None and len(picked) == 2

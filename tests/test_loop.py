@@ -60,6 +60,7 @@ TINY = [
     "training.epochs=1",
     "training.batch_size=6",
     "feedback.k=2",
+    "feedback.min_fit=0",  # 2 steps leave the student untrained, and the test follows feedback through the loop
     "task.eval.limit=64",
     "task.eval.teacher_limit=16",
     # The job runs in Ray's copy of --working-dir: a path relative to the config that leaves
@@ -290,6 +291,7 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
         assert [s["id"] for s in fed_rows] == picked["feedback_ids"]
         assert {s["id"] for s in fed_rows} <= {s["id"] for s in rows(r / "validation.jsonl")}
         assert picked["feedback_eligible"] >= len(fed_rows)
+        assert -1.0 <= picked["student_fit"] <= 1.0  # the gate is off here (feedback.min_fit=0), its input kept
         assert all(predicted[s["id"]] == s["label"] and len(re.findall(r"[^\W_]+", s["fields"]["text"])) >= 5
                    for s in fed_rows)
 

@@ -25,11 +25,16 @@ def fake_round0(root: Path) -> Path:
     validation = [{"id": f"r00-validation-{i:05d}", "fields": {"text": f"sample {i} of a long enough review"},
                    "label": "positive"} for i in range(10)]
     write_jsonl(r00 / "validation.jsonl", validation)
-    write_jsonl(r00 / "train.jsonl", [{"id": "r00-train-00000", "fields": {"text": "t"}, "label": "negative"}])
-    # scores in another order than the samples: the re-pick must match them by id
+    train = [{"id": f"r00-train-{i:05d}", "fields": {"text": "t"}, "label": label}
+             for i, label in enumerate(["negative", "positive"] * 2)]
+    write_jsonl(r00 / "train.jsonl", train)
+    # scores in another order than the samples: the re-pick must match them by id. The student
+    # has learned 3 of its 4 training samples: a fit of 0.5, just enough to feed back by default
     write_jsonl(r00 / "scores.jsonl", [{"id": s["id"], "kind": "validation", "energy": float(i),
                                         "predicted": "negative" if i == 6 else "positive"}
-                                       for i, s in reversed(list(enumerate(validation)))])
+                                       for i, s in reversed(list(enumerate(validation)))]
+                + [{"id": s["id"], "kind": "train", "energy": -1.0, "predicted": s["label"]} for s in train[:3]]
+                + [{"id": train[3]["id"], "kind": "train", "energy": -1.0, "predicted": "negative"}])
     write_jsonl(r00 / "feedback.jsonl", validation[:2])
     write_json(r00 / "round.json", {"round": 0, "feedback_ids": [s["id"] for s in validation[:2]]})
     return root
@@ -46,12 +51,17 @@ def test_a_policy_run_starts_from_the_shared_round0_with_its_own_feedback(tmp_pa
         ids = [s["id"] for s in read_jsonl(out / "rounds/r00/feedback.jsonl")]
         assert sorted(ids) == expected
         metrics = json.loads((out / "rounds/r00/round.json").read_text())
-        assert metrics["feedback_ids"] == ids and metrics["feedback_eligible"] == 9
+        assert metrics["feedback_ids"] == ids and metrics["feedback_eligible"] == 9 and metrics["student_fit"] == 0.5
         assert (out / "student").resolve() == (out / "rounds/r00/student").resolve()
         assert not out.with_name("run.building").exists()
         # what `gold-ray run --resume` checks: the same config, round 1 next
         assert RunDir(out).open(config.to_yaml(), resume=True) == 1
     assert len(read_jsonl(round0 / "rounds/r00/feedback.jsonl")) == 2  # the shared copy is untouched
+    # a stricter gate than the student's fit: the energy policy feeds nothing back from this round
+    out = tmp_path / "strict" / "run"
+    config = load_config(ROOT / "configs/sst2.yaml", ["feedback.min_fit=0.6", f"run.out_dir={out}"])
+    quality.start_from_round0(round0, out, config)
+    assert read_jsonl(out / "rounds/r00/feedback.jsonl") == []
 
 
 def test_cells_are_kept_per_config_that_matters_to_them():
@@ -91,6 +101,12 @@ def test_cells_are_kept_per_config_that_matters_to_them():
         assert all(key(part, setting) == base[part] for part in ("none", "round0"))
     del older["generation"]["feedback_share"]
     assert all(quality.fingerprint(older, part) == base[part] for part in base)
+    # the student-fit gate: off (0) is how the cells before it ran; the default is a new config
+    # for a feeding policy and nothing to the others
+    ungated = quality.config_dict(load_config(ROOT / "configs/sst2.yaml"))
+    del ungated["feedback"]["min_fit"]
+    assert quality.fingerprint(ungated, "energy_band") == key("energy_band", "feedback.min_fit=0") != base["energy_band"]
+    assert all(key(part, "feedback.min_fit=0") == base[part] for part in ("none", "round0"))
     # anything else matters to all
     assert all(key(part, "training.epochs=3") != base[part] for part in base)
     assert key("none", "run.rounds=2") != base["none"]

@@ -72,6 +72,38 @@ def eligible_validation(
                              min_words, require_agreement, max_words)
 
 
+def student_fit(labels: Sequence[str | None], predicted: Sequence[str | None], n_labels: int) -> float | None:
+    """How well the student has learned samples it was trained on: its agreement with their
+    labels, chance-corrected, (a - 1/K) / (1 - 1/K) for K labels: 0 is a guess, 1 all right.
+
+    Returns None where nothing can be compared (seq2seq: no labels or no predictions)."""
+    pairs = [(label, guess) for label, guess in zip(labels, predicted, strict=True)
+             if label is not None and guess is not None]
+    if not pairs or n_labels < 2:
+        return None
+    agreement = sum(label == guess for label, guess in pairs) / len(pairs)
+    return (agreement - 1 / n_labels) / (1 - 1 / n_labels)
+
+
+def pick_feedback(
+    fb: Any, validation: Sequence[Mapping[str, Any]], train: Sequence[Mapping[str, Any]],
+    scores: Sequence[Mapping[str, Any]], input_names: Sequence[str], n_labels: int, rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """A round's feedback: ``fb.policy`` (a FeedbackSection) over its eligible validation samples,
+    or nothing while the student's :func:`student_fit` on the round's training samples is below
+    ``fb.min_fit``: an untrained student's energies lie within hundredths of each other and rank
+    noise. ``scores`` (energy and prediction per sample id) cover both batches.
+
+    Returns (picked indices into ``validation``, the eligible mask, the fit or None)."""
+    by_id = {s["id"]: s for s in scores}
+    fit = student_fit([s.get("label") for s in train], [by_id[s["id"]].get("predicted") for s in train], n_labels)
+    eligible = eligible_validation(validation, scores, input_names, fb.min_words, fb.require_agreement, fb.max_words)
+    if fit is not None and fit < fb.min_fit:
+        return np.empty(0, dtype=np.int64), eligible, fit
+    energies = np.array([by_id[s["id"]]["energy"] for s in validation], dtype=np.float64)
+    return select_feedback(fb.policy, energies, fb.band, fb.k, rng, eligible), eligible, fit
+
+
 def rank_quantiles(energies: np.ndarray) -> np.ndarray:
     """Rank quantile of each energy: 0 for the lowest, 1 for the highest, ties by position.
 

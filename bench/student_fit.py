@@ -1,0 +1,77 @@
+"""When does a student's energy mean something? Per round of finished runs: the student's fit to
+its training samples (what ``feedback.min_fit`` gates on) beside two measures of its energies.
+
+For each round directory of each run given, from the files the round left (train.jsonl,
+validation.jsonl, scores.jsonl, feedback.jsonl):
+
+- fit: the student's chance-corrected agreement with the teacher's labels on the round's
+  training samples (gold_ray.core.feedback.student_fit; 0 is a guess, 1 all right),
+- auroc: how often an OOD validation sample has a higher energy than a training sample (0.5: the
+  energy does not tell the OOD batch from the data the student was trained on),
+- spread: q90 - q10 of the validation energies (the feedback band is cut from their ranks),
+- fed: the samples fed back from the round.
+
+Runs nothing; reads the run directories only (classification tasks).
+
+    PYTHONPATH=. python bench/student_fit.py bench-out/quality/sst2/seed0/*/run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gold_ray.config import load_config  # noqa: E402
+from gold_ray.core.feedback import student_fit  # noqa: E402
+
+
+def auroc(higher: np.ndarray, lower: np.ndarray) -> float:
+    """P(a value of ``higher`` > one of ``lower``), ties counting half (Mann-Whitney U / n m)."""
+    higher, lower = np.asarray(higher, dtype=np.float64), np.asarray(lower, dtype=np.float64)
+    if not higher.size or not lower.size:
+        return float("nan")
+    diff = higher[:, None] - lower[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def round_measures(round_dir: Path, n_labels: int) -> dict:
+    train, scores = rows(round_dir / "train.jsonl"), {s["id"]: s for s in rows(round_dir / "scores.jsonl")}
+    validation = rows(round_dir / "validation.jsonl")
+    train_energy = np.array([scores[s["id"]]["energy"] for s in train])
+    val_energy = np.array([scores[s["id"]]["energy"] for s in validation])
+    fit = student_fit([s.get("label") for s in train], [scores[s["id"]].get("predicted") for s in train], n_labels)
+    q10, q90 = np.quantile(val_energy, [0.1, 0.9]) if val_energy.size else (float("nan"), float("nan"))
+    return {"round": int(round_dir.name[1:]), "fit": fit, "auroc": auroc(val_energy, train_energy),
+            "spread": float(q90 - q10), "fed": len(rows(round_dir / "feedback.jsonl"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories (holding config.yaml and rounds/)")
+    args = parser.parse_args()
+    print("| run | round | fit | auroc | spread | fed |")
+    print("|---|---|---|---|---|---|")
+    for run in args.runs:
+        if not (run / "config.yaml").is_file():
+            raise SystemExit(f"not a run directory (no config.yaml): {run}")
+        config = load_config(run / "config.yaml")
+        if not config.task.is_classification:
+            raise SystemExit(f"{run}: {config.task.name} is not a classification task")
+        for round_dir in sorted(run.glob("rounds/r[0-9]*")):
+            m = round_measures(round_dir, len(config.task.labels))
+            fit = "-" if m["fit"] is None else f"{m['fit']:.2f}"
+            print(f"| {run} | {m['round']} | {fit} | {m['auroc']:.3f} | {m['spread']:.3f} | {m['fed']} |")
+
+
+if __name__ == "__main__":
+    main()

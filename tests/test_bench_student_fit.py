@@ -1,0 +1,36 @@
+"""bench/student_fit.py: per round, the student's fit to its training samples and what its
+energies tell apart."""
+
+from __future__ import annotations
+
+import pytest
+from bench_scripts import load
+
+from gold_ray.rundir import write_jsonl
+
+
+def test_auroc_counts_pairs_and_ties():
+    auroc = load("student_fit").auroc
+    assert auroc([3.0, 4.0], [1.0, 2.0]) == 1.0
+    assert auroc([1.0], [1.0]) == 0.5
+    assert auroc([2.0, 0.0], [1.0]) == 0.5
+    assert auroc([], [1.0]) != auroc([], [1.0])  # nan: nothing to compare
+
+
+def test_round_measures_read_a_round_directory(tmp_path):
+    r = tmp_path / "r02"
+    r.mkdir()
+    train = [{"id": f"t{i}", "label": "ab"[i % 2]} for i in range(4)]
+    validation = [{"id": f"v{i}", "label": "a"} for i in range(11)]
+    write_jsonl(r / "train.jsonl", train)
+    write_jsonl(r / "validation.jsonl", validation)
+    write_jsonl(r / "scores.jsonl", [{"id": "t0", "energy": -3.0, "predicted": "a"},
+                                     {"id": "t1", "energy": -3.0, "predicted": "b"},
+                                     {"id": "t2", "energy": -3.0, "predicted": "a"},
+                                     {"id": "t3", "energy": 5.0, "predicted": "a"}]  # 3 of 4 right: fit 0.5
+                + [{"id": f"v{i}", "energy": float(i), "predicted": "a"} for i in range(11)])
+    write_jsonl(r / "feedback.jsonl", validation[6:8])
+    m = load("student_fit").round_measures(r, n_labels=2)
+    # validation energies 0..10 sit above three training energies (-3), above the fourth (5) 5 times in 11 and tie once
+    assert m == {"round": 2, "fit": 0.5, "auroc": pytest.approx((33 + 5 + 0.5) / 44), "spread": pytest.approx(8.0),
+                 "fed": 2}

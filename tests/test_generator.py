@@ -68,6 +68,9 @@ class FakeEngine:
         index = int(request_id.split("-")[2])
         if self.crash_marker and index == 5 and not os.path.exists(self.crash_marker):
             Path(self.crash_marker).write_text("crashed")
+            # Let the replica first tell the router it took the request: dead before that, Serve's
+            # router resends it to the other replica itself, and gold_ray's retry is not exercised
+            await asyncio.sleep(0.5)
             os._exit(1)  # the replica dies mid-request
         await asyncio.sleep(0.001 * (index % 7))  # finish out of order
         text, finish = junk_output(index, schema["properties"]["label"]["enum"][0], sampling["seed"])

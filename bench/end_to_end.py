@@ -142,7 +142,7 @@ class PlainStudent:
 
         st, training = self.st, self.config.training
         rows = self.rows(samples)
-        optimizer = torch.optim.AdamW(self.student.model.parameters(), lr=training.learning_rate)
+        optimizer = torch.optim.AdamW(self.student.param_groups(training.learning_rate, training.head_learning_rate))
         rng = random.Random(self.config.run.seed + round_index)
         self.student.model.train()
         loss_sum = 0.0

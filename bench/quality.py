@@ -62,7 +62,8 @@ BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 # Settings added after cells were computed whose default runs the code as it was before them:
 # left out of a fingerprint at that value, so the cells of the unchanged default stay current.
 NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_share", 1.0),
-                    ("feedback", "min_fit", 0.0))
+                    ("feedback", "min_fit", 0.0), ("student", "pooling", "cls"),
+                    ("training", "head_learning_rate", None))
 # Settings of how feedback is used, outside the feedback section, with their defaults: nothing to
 # round 0 and `none`, whose fingerprints take them as at their default.
 FEEDBACK_USE = (("generation", "feedback_share", 1.0), ("generation", "feedback_mode", "steer"),

@@ -173,6 +173,13 @@ class StudentSection(Strict):
     model: str = Field(default="embedded:minilm-l6", description="Hugging Face id, local path, or embedded:NAME")
     max_length: int = Field(default=128, ge=8, description="tokens of student input")
     max_target_length: int = Field(default=64, ge=1, description="target tokens (seq2seq)")
+    pooling: Literal["auto", "cls", "mean"] = Field(
+        default="auto",
+        description="classification: what the head reads. 'cls': the model's own head (BERT: the first token's "
+        "pooler); 'mean': the mean of the last hidden states over real tokens, as a sentence-transformers "
+        "encoder was trained to be read; 'auto': mean where the checkpoint says it is such an encoder "
+        "(1_Pooling/config.json), else cls",
+    )
     trust_remote_code: bool = False
 
 
@@ -183,6 +190,12 @@ class TrainingSection(Strict):
     resources_per_worker: dict[str, float] = Field(default_factory=dict)
     epochs: int = Field(default=2, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0)
+    head_learning_rate: float | None = Field(
+        default=1e-3, gt=0,
+        description="classification: learning rate of the fresh label head (null: learning_rate); the "
+        "encoder keeps learning_rate. At learning_rate alone the head barely moves in round 0's few steps "
+        "(docs/benchmarks.md, 'Student head')",
+    )
     batch_size: int = Field(default=16, ge=1, description="per worker")
     sce_alpha: float = Field(default=1.0, ge=0, description="weight of cross-entropy")
     sce_beta: float = Field(default=1.0, ge=0, description="weight of reverse cross-entropy")

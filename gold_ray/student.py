@@ -4,6 +4,11 @@ Two kinds, chosen by the task:
 
 - classification: any ``AutoModelForSequenceClassification`` (the embedded MiniLM gets a
   fresh head). Its label map is the task's labels in config order (``config.id2label``).
+  ``student.pooling`` says what the head reads: the model's own head (``cls``: BERT's
+  first-token pooler) or the mean of the encoder's last hidden states over real tokens
+  (``mean``: how a sentence-transformers encoder such as all-MiniLM-L6-v2 was trained to be
+  read; :class:`MeanPooledClassifier`). A saved student records its pooling in its
+  ``config.json`` (``gold_ray_pooling``) and is loaded with it again.
 - seq2seq (extractive_qa, math): a causal LM or an encoder-decoder. Loss and energy cover
   the target tokens only (the end token included); prompt and padding are masked out.
 
@@ -35,13 +40,38 @@ from gold_ray.tasks.spec import TaskSpec
 
 META_FILE = "gold_ray_student.json"
 """Written beside the weights: task name, kind and labels (a student is useless without them)."""
+POOLING_KEY = "gold_ray_pooling"
+"""In a saved classifier's config.json: the pooling it was trained with (``cls`` or ``mean``)."""
 
 Row = dict[str, Any]
 
 
+class MeanPooledClassifier(torch.nn.Module):
+    """A sequence classifier read as a sentence encoder: the mean of the last hidden states over
+    real tokens (padding masked), then the model's own dropout and linear head. ``hf_model`` is a
+    BERT-style ``...ForSequenceClassification`` (an encoder at ``base_model_prefix``, a ``dropout``
+    and a ``classifier`` Linear(hidden, labels)); its first-token pooler is frozen, unused."""
+
+    def __init__(self, hf_model: Any):
+        super().__init__()
+        self.hf_model = hf_model
+        self.encoder = getattr(hf_model, hf_model.base_model_prefix)
+        pooler = getattr(self.encoder, "pooler", None)
+        if pooler is not None:
+            pooler.requires_grad_(False)  # no gradient reaches it: DDP would wait for one
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> Any:
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (N, L, 1)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)  # (N, H)
+        return SequenceClassifierOutput(logits=self.hf_model.classifier(self.hf_model.dropout(pooled)))
+
+
 @dataclass
 class Student:
-    model: Any  # a transformers PreTrainedModel
+    model: Any  # a transformers PreTrainedModel, or a MeanPooledClassifier around one
     tokenizer: Any
     task: TaskSpec
     max_length: int
@@ -53,8 +83,26 @@ class Student:
 
     @property
     def base_model(self) -> Any:
-        """The model itself, unwrapped from DDP."""
-        return getattr(self.model, "module", self.model)
+        """The transformers model itself, unwrapped from DDP and from the pooling wrapper."""
+        model = getattr(self.model, "module", self.model)
+        return getattr(model, "hf_model", model)
+
+    @property
+    def pooling(self) -> str | None:
+        """``mean`` or ``cls`` for a classifier, None for seq2seq."""
+        if not self.is_classifier:
+            return None
+        return "mean" if isinstance(getattr(self.model, "module", self.model), MeanPooledClassifier) else "cls"
+
+    def param_groups(self, learning_rate: float, head_learning_rate: float | None) -> list[dict[str, Any]]:
+        """AdamW parameter groups: a classifier's fresh label head at ``head_learning_rate``
+        (None: ``learning_rate``), everything else that trains at ``learning_rate``."""
+        named = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        if not self.is_classifier or head_learning_rate is None:
+            return [{"params": [p for _, p in named], "lr": learning_rate}]
+        head_ids = {id(p) for p in _label_head(self.base_model).parameters()}
+        return [{"params": [p for _, p in named if id(p) not in head_ids], "lr": learning_rate},
+                {"params": [p for _, p in named if id(p) in head_ids], "lr": head_learning_rate}]
 
     @property
     def is_encoder_decoder(self) -> bool:
@@ -83,6 +131,8 @@ def load_student(config: GoldConfig, checkpoint: str | Path | None = None, devic
         tokenizer.pad_token = tokenizer.eos_token
     if config.task.is_classification:
         model = _load_classifier(source, config.task, trust)
+        if _pooling(source, model, config.student.pooling) == "mean":
+            model = MeanPooledClassifier(model)
     else:
         hf_config = AutoConfig.from_pretrained(source, trust_remote_code=trust)
         model = _load_seq2seq(source, bool(getattr(hf_config, "is_encoder_decoder", False)), trust)
@@ -105,6 +155,48 @@ def _load_classifier(source: str, task: TaskSpec, trust: bool) -> Any:
         trust_remote_code=trust,
         dtype=torch.float32,
     )
+
+
+def _label_head(hf_model: Any) -> torch.nn.Module:
+    """The label head a sequence classifier was given (``classifier``, or ``score`` for causal LMs)."""
+    head = getattr(hf_model, "classifier", None) or getattr(hf_model, "score", None)
+    if not isinstance(head, torch.nn.Module):
+        raise UserError(f"{type(hf_model).__name__} has no `classifier` or `score` head; "
+                        "set training.head_learning_rate=null")
+    return head
+
+
+def _pooling(source: str, hf_model: Any, asked: str) -> str:
+    """The pooling a classifier is run with. A saved student keeps the pooling it was trained
+    with; ``auto`` means mean for a sentence-transformers checkpoint that was trained mean-pooled."""
+    saved = getattr(hf_model.config, POOLING_KEY, None)
+    if saved is not None:
+        if asked not in ("auto", saved):
+            raise UserError(f"{source} is a student trained with student.pooling={saved}; "
+                            f"set student.pooling={saved} or auto to go on from it")
+        return saved
+    pooling = asked
+    if asked == "auto":
+        pooling = "mean" if _sentence_transformers_mean(Path(source)) else "cls"
+    if pooling == "mean":
+        head = getattr(hf_model, "classifier", None)
+        encoder = getattr(hf_model, hf_model.base_model_prefix, None)
+        if not (isinstance(head, torch.nn.Linear) and head.in_features == hf_model.config.hidden_size
+                and encoder is not None and hasattr(hf_model, "dropout")):
+            raise UserError(f"student.pooling=mean needs a BERT-style classifier (an encoder, a dropout and a "
+                            f"linear `classifier` on the hidden size); {type(hf_model).__name__} is not one: "
+                            "set student.pooling=cls")
+    return pooling
+
+
+def _sentence_transformers_mean(source: Path) -> bool:
+    """True if ``source`` is a sentence-transformers checkpoint whose only pooling is the mean."""
+    path = source / "1_Pooling" / "config.json"
+    if not path.is_file():
+        return False
+    modes = json.loads(path.read_text(encoding="utf-8"))
+    on = {key for key, value in modes.items() if key.startswith("pooling_mode_") and value is True}
+    return on == {"pooling_mode_mean_tokens"}
 
 
 def _load_seq2seq(source: str, encoder_decoder: bool, trust: bool) -> Any:
@@ -133,6 +225,8 @@ def save_student(student: Student, directory: str | Path) -> Path:
     :data:`META_FILE`. ``from_pretrained`` and ``transformers.pipeline`` load it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if student.pooling is not None:
+        setattr(student.base_model.config, POOLING_KEY, student.pooling)
     student.base_model.save_pretrained(directory)
     student.tokenizer.save_pretrained(directory)
     meta = {"task": student.task.name, "kind": student.task.kind, "labels": student.task.label_names}

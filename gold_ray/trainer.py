@@ -235,7 +235,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
             torch.manual_seed(config.run.seed)  # the same fresh head on every rank and every restart
             student = st.load_student(config, resumed_dir if from_checkpoint else job["init_checkpoint"])
             student.model = ray.train.torch.prepare_model(student.model)  # DDP over gloo (CPU) or nccl (GPU)
-        optimizer = torch.optim.AdamW(student.model.parameters(), lr=training.learning_rate)
+        optimizer = torch.optim.AdamW(student.param_groups(training.learning_rate, training.head_learning_rate))
 
         for epoch in range(start_epoch, training.epochs):
             student.model.train()

@@ -89,16 +89,22 @@ def scorer_one(trained, sst2_config):
 
 
 @pytest.mark.timeout(300)
-def test_trained_student_separates_the_samples_and_exports(trained):
-    from transformers import pipeline
+def test_trained_student_separates_the_samples_and_exports(trained, sst2_config):
+    from transformers import AutoModelForSequenceClassification
+
+    from gold_ray.student import load_student, predict_labels
 
     result, samples = trained
     assert result.samples == 128 and result.workers == 2
     assert len(result.epoch_losses) == 3 and result.epoch_losses[-1] < result.epoch_losses[0]
     # Ray Train's own checkpoint copy is gone once the student is exported.
     assert not (Path(result.checkpoint_dir).parent / "train").exists()
-    classify = pipeline("text-classification", model=result.checkpoint_dir, device="cpu")
-    predicted = [p["label"] for p in classify([s["fields"]["text"] for s in samples], batch_size=64)]
+    # A Hugging Face checkpoint: transformers loads every weight; gold_ray reads it mean-pooled,
+    # as config.json records (the embedded encoder's pooling, student.pooling=auto).
+    model = AutoModelForSequenceClassification.from_pretrained(result.checkpoint_dir)
+    assert model.config.gold_ray_pooling == "mean" and model.config.id2label == {0: "negative", 1: "positive"}
+    student = load_student(sst2_config, result.checkpoint_dir)
+    predicted = predict_labels(student, [{"text_a": s["fields"]["text"], "text_b": None} for s in samples])
     accuracy = sum(p == s["label"] for p, s in zip(predicted, samples, strict=True)) / len(samples)
     print("accuracy on its training samples:", accuracy)
     assert accuracy >= 0.9, accuracy

@@ -38,10 +38,10 @@ def samples(round_index, words, frames):
 
 
 def accuracy(student_dir, rows):
-    from transformers import pipeline
+    from gold_ray.student import load_student, predict_labels
 
-    classify = pipeline("text-classification", model=str(student_dir), device="cpu")
-    predicted = [p["label"] for p in classify([s["fields"]["text"] for s in rows], batch_size=64)]
+    student = load_student(load_config(ROOT / "configs/sst2.yaml"), student_dir)
+    predicted = predict_labels(student, [{"text_a": s["fields"]["text"], "text_b": None} for s in rows])
     return sum(p == s["label"] for p, s in zip(predicted, rows, strict=True)) / len(rows)
 
 

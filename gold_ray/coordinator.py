@@ -112,7 +112,8 @@ class Coordinator:
         self.log(f"validation batches {'during' if self.overlap_validation else 'after'} training "
                  "(pipeline.overlap_validation)")
         pool = GeneratorPool.start(cfg)
-        scorer = ScorerPool(cfg)
+        # A resumed run's next noise filter scores with the last complete round's student, not a fresh head.
+        scorer = ScorerPool(cfg, state["student"])
         try:
             self._teacher_baseline(pool)
             for r in range(start, cfg.run.rounds):

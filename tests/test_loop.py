@@ -46,6 +46,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from gold_ray.core.feedback import noise_filter_keep
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EVAL_FILE = ROOT.parent / "shared" / "data" / "sst2" / "validation.jsonl"
@@ -70,6 +72,22 @@ TINY = [
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def energies_under(student_dir: Path, samples: list[dict]):
+    """(N,) energies of training samples under the student saved in ``student_dir``."""
+    import torch
+
+    from gold_ray.config import load_config
+    from gold_ray.student import encode, energies, forward, load_student
+    from gold_ray.trainer import student_rows
+
+    config = load_config(ROOT / "configs/sst2.yaml", TINY)
+    student = load_student(config, student_dir)
+    student.model.eval()
+    with torch.no_grad():
+        batch = encode(student, student_rows(config.task, samples), with_targets=False)
+        return energies(forward(student, batch), config.scorer.temperature).numpy()
 
 
 def run_args(store: Path, staging: Path, *extra: str) -> list[str]:
@@ -230,6 +248,7 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
     assert {"train.jsonl", "validation.jsonl", "scores.jsonl", "feedback.jsonl", "prompts.jsonl", "round.json"} <= set(round0)
     assert not (store / "rounds" / "r01").exists()
     teacher = (store / "teacher_eval.json").read_bytes()  # written once, before round 0
+    round0_student = shutil.copytree(r00 / "student", tmp_path / "round0-student")  # dropped after round 1
 
     # 2. The same run resumed as a job on a `ray start` head, staged elsewhere (another node).
     temp_dir = tempfile.mkdtemp(prefix="grjob-", dir="/tmp")  # short: Ray's socket paths live under it
@@ -270,6 +289,15 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
     ids = [s["id"] for r in (r00, r01, r02) for name in ("train.jsonl", "validation.jsonl") for s in rows(r / name)]
     assert len(ids) == len(set(ids)), "a sample id appears twice"
     assert {s["round"] for s in rows(r02 / "train.jsonl")} == {2}
+
+    # The resumed round's noise filter ranked rounds 0 and 1 under round 0's student (each round on
+    # its own), not under the base model's fresh head.
+    expected = set()
+    for r in (r00, r01):
+        samples = rows(r / "train.jsonl")
+        keep = noise_filter_keep(energies_under(round0_student, samples), 0.1)
+        expected |= {s["id"] for s, kept in zip(samples, keep, strict=True) if not kept}
+    assert expected and {s["id"] for s in rows(r01 / "filtered.jsonl")} == expected
 
     # Staleness 1: round 1's batch was generated during round 0 (no feedback yet); round 0's
     # feedback went into round 2's prompts, by id, and each sample records that round.

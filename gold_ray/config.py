@@ -256,9 +256,9 @@ class FeedbackSection(Strict):
         default=0.5, ge=0, le=1,
         description="classification: feed back only from a student that has learned its training samples: its "
         "agreement with their labels, chance-corrected ((a - 1/K) / (1 - 1/K); 0 is a guess, 1 all right), at "
-        "least this; below it the round feeds back nothing. After round 0 of a default run the student has "
-        "taken 16 steps, its energies lie within hundredths of each other and rank noise (docs/benchmarks.md, "
-        "'Feedback from an untrained student'). 0: always feed back",
+        "least this; below it the round feeds back nothing. After round 0 of a default SST-2 run the student "
+        "has taken 16 steps and is at 0.42 (docs/benchmarks.md, 'Feedback from an untrained student'). 0: "
+        "always feed back",
     )
     ood_ask: Literal["different", "hard"] = Field(
         default="different",

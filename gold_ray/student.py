@@ -159,7 +159,9 @@ def _load_classifier(source: str, task: TaskSpec, trust: bool) -> Any:
 
 def _label_head(hf_model: Any) -> torch.nn.Module:
     """The label head a sequence classifier was given (``classifier``, or ``score`` for causal LMs)."""
-    head = getattr(hf_model, "classifier", None) or getattr(hf_model, "score", None)
+    head = getattr(hf_model, "classifier", None)
+    if head is None:
+        head = getattr(hf_model, "score", None)
     if not isinstance(head, torch.nn.Module):
         raise UserError(f"{type(hf_model).__name__} has no `classifier` or `score` head; "
                         "set training.head_learning_rate=null")

@@ -59,8 +59,9 @@ POLICIES = ("energy_band", "none", "random")
 DOCS = REPO / "docs" / "benchmarks.md"
 RECORD = REPO / "docs" / "quality-cells"
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
-# Settings added after cells were computed whose default runs the code as it was before them:
-# left out of a fingerprint at that value, so the cells of the unchanged default stay current.
+# Settings added after cells were computed, with the value that runs the code as it was before them
+# (the default for most; not for the student's pooling and head rate, whose defaults changed): left out
+# of a fingerprint at that value, so the cells computed before stay addressable.
 NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_share", 1.0),
                     ("feedback", "min_fit", 0.0), ("student", "pooling", "cls"),
                     ("training", "head_learning_rate", None))

@@ -194,7 +194,7 @@ class TrainingSection(Strict):
         default=1e-3, gt=0,
         description="classification: learning rate of the fresh label head (null: learning_rate); the "
         "encoder keeps learning_rate. At learning_rate alone the head barely moves in round 0's few steps "
-        "(docs/benchmarks.md, 'Student head')",
+        "(docs/benchmarks.md, 'The student reads its encoder by the mean')",
     )
     batch_size: int = Field(default=16, ge=1, description="per worker")
     sce_alpha: float = Field(default=1.0, ge=0, description="weight of cross-entropy")
@@ -257,8 +257,8 @@ class FeedbackSection(Strict):
         description="classification: feed back only from a student that has learned its training samples: its "
         "agreement with their labels, chance-corrected ((a - 1/K) / (1 - 1/K); 0 is a guess, 1 all right), at "
         "least this; below it the round feeds back nothing. After round 0 of a default SST-2 run the student "
-        "has taken 16 steps and is at 0.42 (docs/benchmarks.md, 'Feedback from an untrained student'). 0: "
-        "always feed back",
+        "has taken 16 steps and is at 0.42 (docs/benchmarks.md, 'The student reads its encoder by the "
+        "mean'). 0: always feed back",
     )
     ood_ask: Literal["different", "hard"] = Field(
         default="different",

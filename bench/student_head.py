@@ -39,7 +39,7 @@ from gold_ray.config import load_config  # noqa: E402
 from gold_ray.core.feedback import student_fit  # noqa: E402
 from gold_ray.evaluation import eval_file, read_eval_file, student_row  # noqa: E402
 from gold_ray.rundir import read_jsonl  # noqa: E402
-from gold_ray.student import batch_loss, encode, forward, load_student  # noqa: E402
+from gold_ray.student import batch_loss, encode, forward, load_student, predict_labels  # noqa: E402
 from gold_ray.trainer import student_rows  # noqa: E402
 
 # name -> (student.pooling, head learning-rate multiple)
@@ -50,26 +50,14 @@ def rounds_of(run: Path, name: str) -> list[list[dict]]:
     return [read_jsonl(path) for path in sorted(run.glob(f"rounds/r*/{name}.jsonl"))]
 
 
-@torch.no_grad()
-def predict(student, rows: list[dict], batch_size: int = 64) -> list[int]:
-    student.model.eval()
-    out: list[int] = []
-    for i in range(0, len(rows), batch_size):
-        out.extend(forward(student, encode(student, rows[i:i + batch_size], with_targets=False)).logits
-                   .argmax(-1).tolist())
-    return out
-
-
 def accuracy(student, rows: list[dict]) -> float:
     if not rows:
         return float("nan")
-    names = student.task.label_names
-    return sum(names[p] == r["target"] for p, r in zip(predict(student, rows), rows, strict=True)) / len(rows)
+    return sum(p == r["target"] for p, r in zip(predict_labels(student, rows), rows, strict=True)) / len(rows)
 
 
 def fit_of(student, rows: list[dict]) -> float:
-    names = student.task.label_names
-    return student_fit([r["target"] for r in rows], [names[p] for p in predict(student, rows)], len(names))
+    return student_fit([r["target"] for r in rows], predict_labels(student, rows), len(student.task.label_names))
 
 
 def replay(config, pooling: str, head_multiple: float, seed: int, train_rounds, val_rows, eval_rows,

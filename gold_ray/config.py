@@ -57,8 +57,16 @@ class GenerationSection(Strict):
     train_per_round: int = Field(default=256, ge=1, description="training samples asked per round")
     validation_per_round: int = Field(default=64, ge=0, description="OOD validation samples per round")
     few_shot: int = Field(default=3, ge=0, description="examples shown in each prompt")
-    diversity_seeds: list[str] = Field(
-        default_factory=list, description="topics or attributes cycled through prompts for diversity"
+    diversity_seeds: list[str] | dict[str, list[str]] = Field(
+        default_factory=list, description="topics or attributes cycled through prompts for diversity; "
+        "classification: a mapping {label: [seeds]} gives each label its own (a topic task, where a seed "
+        "can contradict a label: World news about tennis)",
+    )
+    diversity_by_label: bool = Field(
+        default=True, description="classification: each label cycles through the seeds on its own, so "
+        "every label is asked about every seed. false: request i takes seed i, so with round-robin labels "
+        "a label meets only some seeds (SST-2: 'negative' only about 5 of the 10), a topic-label link "
+        "the student learns (docs/benchmarks.md, 'Diversity seeds by label')",
     )
     validation_trains_student: bool = Field(
         default=False, description="also train on the OOD validation batches (the paper's code does)"
@@ -340,6 +348,20 @@ class GoldConfig(Strict):
             return None
         path = Path(os.path.expandvars(self.task.eval.file)).expanduser()
         return path if path.is_absolute() else (Path(self.base_dir) / path).resolve()
+
+    @model_validator(mode="after")
+    def _seeds_per_label(self) -> GoldConfig:
+        seeds = self.generation.diversity_seeds
+        if isinstance(seeds, dict):
+            labels = self.task.label_names
+            if not self.task.is_classification:
+                raise ValueError("generation.diversity_seeds: a mapping by label needs a classification task; "
+                                 "give a list of seeds instead")
+            if set(seeds) != set(labels):
+                raise ValueError(f"generation.diversity_seeds: the mapping's keys {sorted(seeds)} must be the task's "
+                                 f"labels {labels} (missing: {sorted(set(labels) - set(seeds))}, unknown: "
+                                 f"{sorted(set(seeds) - set(labels))})")
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -112,10 +112,15 @@ def cpu_engine_env(config: GoldConfig) -> dict[str, str]:
     return env
 
 
+def _seeds(seeds: list[str] | dict[str, list[str]]) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
+    return {label: tuple(own) for label, own in seeds.items()} if isinstance(seeds, dict) else tuple(seeds)
+
+
 def prompt_options(config: GoldConfig) -> PromptOptions:
     """The prompt knobs of ``config.generation`` (and ``feedback.ood_ask``)."""
     gen = config.generation
-    return PromptOptions(few_shot=gen.few_shot, diversity_seeds=tuple(gen.diversity_seeds),
+    return PromptOptions(few_shot=gen.few_shot, diversity_seeds=_seeds(gen.diversity_seeds),
+                         diversity_by_label=gen.diversity_by_label,
                          feedback_mode=gen.feedback_mode, feedback_per_prompt=gen.feedback_per_prompt,
                          feedback_share=gen.feedback_share,
                          ood_context=gen.ood_context, example_format=gen.example_format,

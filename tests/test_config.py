@@ -97,6 +97,17 @@ def test_band_cross_field_rule(tmp_path, capsys):
     assert code == 2 and "max_words (3) is below min_words (5)" in err
 
 
+def test_diversity_seeds_by_label_must_name_the_labels(capsys):
+    sst2 = ROOT / "configs/sst2.yaml"
+    config = load_config(sst2, ["generation.diversity_seeds={negative: [plot], positive: [acting, music]}"])
+    assert config.generation.diversity_seeds == {"negative": ["plot"], "positive": ["acting", "music"]}
+    code, err = run_validate(sst2, capsys, "--set", "generation.diversity_seeds={negative: [plot], postive: [a]}")
+    assert code == 2 and "diversity_seeds" in err and "missing: ['positive']" in err and "unknown: ['postive']" in err
+    squad = ROOT / "configs/squad.yaml"
+    code, err = run_validate(squad, capsys, "--set", "generation.diversity_seeds={a: [b]}")
+    assert code == 2 and "needs a classification task" in err
+
+
 def test_overrides_are_typed_and_validated(capsys):
     sst2 = [p for p in CONFIGS if p.stem == "sst2"][0]
     config = load_config(sst2, ["run.rounds=2", "training.learning_rate=1e-4", "task.labels.0.description=bad"])

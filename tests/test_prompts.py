@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from gold_ray.config import ConfigError, load_config
-from gold_ray.core.prompts import PromptOptions, label_plan, label_quotas, plan_requests, request_schema
+from gold_ray.core.prompts import PromptOptions, label_plan, label_quotas, plan_requests, request_schema, topic_plan
 from gold_ray.core.samples import request_seed, sample_id
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -40,7 +40,8 @@ def test_requests_have_fixed_unique_ids_and_seeds(sst2):
 
 
 def test_prompt_asks_for_label_and_shows_task(sst2):
-    req = plan_requests(sst2, PromptOptions(few_shot=3, diversity_seeds=("acting", "plot")), 0, "train", 2, 0)[1]
+    # request 3 is the second "positive" one: its label's second seed
+    req = plan_requests(sst2, PromptOptions(few_shot=3, diversity_seeds=("acting", "plot")), 0, "train", 4, 0)[3]
     user = req.messages[-1]["content"]
     assert req.messages[0]["role"] == "system" and req.messages[-1]["role"] == "user"
     assert sst2.description in user and 'label "positive"' in user and "about plot" in user
@@ -48,6 +49,24 @@ def test_prompt_asks_for_label_and_shows_task(sst2):
     as_json = plan_requests(sst2, PromptOptions(example_format="json"), 0, "train", 2, 0)[1].messages[-1]["content"]
     assert as_json.count('{"label"') == 3  # JSON examples, label first as generated
     assert req.diversity_seed == "plot"
+
+
+def test_every_label_meets_every_diversity_seed():
+    seeds, labels = ("a", "b", "c", "d"), label_plan(["neg", "pos"], 16)
+    by_label = topic_plan(seeds, labels)
+    for label in ("neg", "pos"):  # each label cycles through all four seeds, twice
+        assert [t for t, lab in zip(by_label, labels) if lab == label] == list(seeds) * 2
+    by_index = topic_plan(seeds, labels, by_label=False)  # the old plan: a label meets only its residue's seeds
+    assert {t for t, lab in zip(by_index, labels) if lab == "neg"} == {"a", "c"}
+    assert topic_plan(seeds, [None] * 5) == ["a", "b", "c", "d", "a"]  # no labels: by request
+    assert topic_plan((), labels) == [None] * 16
+
+
+def test_diversity_seeds_per_label():
+    own = {"neg": ("x",), "pos": ("p", "q", "r")}
+    topics = topic_plan(own, label_plan(["neg", "pos"], 8))
+    assert topics == ["x", "p", "x", "q", "x", "r", "x", "p"]
+    assert topic_plan({"neg": (), "pos": ("p",)}, ["neg", "pos"]) == [None, "p"]  # a label may have none
 
 
 def test_feedback_steers_by_default_and_is_recorded(sst2):

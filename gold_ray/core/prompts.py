@@ -6,7 +6,8 @@ A batch of ``count`` requests for (round, kind) is planned before any generation
   seed ``request_seed(run_seed, round, kind, i)``, so a retried or resumed request is the same
   request (no duplicates, no gaps);
 - classification: labels assigned round-robin from per-label quotas (balanced, counts exact);
-- diversity: a topic/attribute from ``diversity_seeds`` and a seeded choice of few-shot examples;
+- diversity: a topic/attribute from ``diversity_seeds`` (see :func:`topic_plan`) and a seeded
+  choice of few-shot examples;
 - feedback (samples picked by the student's energy in the previous round) either steers the
   prompt ("write something as different from the examples as these are") or is shown as
   extra examples (``feedback_mode``);
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,7 +45,8 @@ class PromptOptions:
     """The generation knobs prompts depend on (copied from GenerationSection)."""
 
     few_shot: int = 3
-    diversity_seeds: tuple[str, ...] = ()
+    diversity_seeds: tuple[str, ...] | Mapping[str, tuple[str, ...]] = ()  # a mapping: per label
+    diversity_by_label: bool = True
     feedback_mode: FeedbackMode = "steer"
     feedback_per_prompt: int = 2
     feedback_share: float = 1.0
@@ -129,6 +131,27 @@ def label_plan(labels: Sequence[str], count: int) -> list[str]:
     return [labels[i % len(labels)] for i in range(count)]
 
 
+def topic_plan(
+    seeds: Sequence[str] | Mapping[str, Sequence[str]], labels: Sequence[str | None], by_label: bool = True,
+) -> list[str | None]:
+    """The diversity seed of each request. ``by_label`` (classification): each label cycles
+    through the seeds on its own, its k-th request taking seed k, so every label is asked about
+    every seed. Without it request i takes seed i, and with round-robin labels a label meets
+    only the seeds of its residue (SST-2's 10 seeds, 2 labels: "negative" was only ever about
+    acting, soundtrack, pacing, ending and humour), a topic-label link the student learns. A
+    mapping gives each label its own seeds (a topic task: World is not about tennis)."""
+    if not seeds:
+        return [None] * len(labels)
+    seen: dict[str | None, int] = {}
+    topics: list[str | None] = []
+    for i, label in enumerate(labels):
+        rank = seen[label] = seen.get(label, -1) + 1
+        own = seeds.get(label, ()) if isinstance(seeds, Mapping) else seeds
+        k = rank if (by_label or isinstance(seeds, Mapping)) and label is not None else i
+        topics.append(own[k % len(own)] if own else None)
+    return topics
+
+
 def feedback_carriers(labels: Sequence[str | None], share: float, rng: random.Random) -> dict[int, int]:
     """The requests that carry feedback, {index: its rank among them} (the rank rotates the
     feedback shown). A ``share`` of each label's requests, drawn by ``rng``: every label gets
@@ -157,6 +180,7 @@ def plan_requests(
     labels = label_plan(spec.label_names, count) if spec.is_classification else [None] * count
     # index -1: a seed of this batch that no request uses
     carriers = feedback_carriers(labels, options.feedback_share, random.Random(request_seed(run_seed, round_index, kind, -1)))
+    topics = topic_plan(options.diversity_seeds, labels, options.diversity_by_label)
     requests = []
     for i in range(count):
         seed = request_seed(run_seed, round_index, kind, i)
@@ -164,7 +188,7 @@ def plan_requests(
         examples = _pick_examples(spec, options.few_shot, labels[i], rng)
         fb = _rotate(feedback, options.feedback_per_prompt, carriers[i]) if i in carriers else []
         context = _rotate(context_samples or (), options.ood_context, i) if kind == "validation" else []
-        topic = options.diversity_seeds[i % len(options.diversity_seeds)] if options.diversity_seeds else None
+        topic = topics[i]
         user = build_user_message(
             spec, examples, labels[i], fb, options.feedback_mode, context, topic, options.example_format,
             options.prompt_order, options.ood_ask,

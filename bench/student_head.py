@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--rounds", type=int, help="replay only the first N rounds (default: all)")
     parser.add_argument("--config", type=Path, help="task config for the eval file (default: the run's own)")
+    parser.add_argument("--eval-limit", type=int, help="score only the eval file's first N rows")
     args = parser.parse_args()
     config = load_config(args.run / "config.yaml")
     task = config.task
@@ -101,7 +102,8 @@ def main() -> None:
     train_rounds = [student_rows(task, samples) for samples in rounds_of(args.run, "train")][:args.rounds]
     val_rows = [r for samples in rounds_of(args.run, "validation") for r in student_rows(task, samples)]
     eval_config = load_config(args.config) if args.config else config
-    eval_rows = [student_row(task, ex.fields, ex.gold) for ex in read_eval_file(eval_file(eval_config, None), task)]
+    eval_rows = [student_row(task, ex.fields, ex.gold) for ex in read_eval_file(eval_file(eval_config, None), task,
+                                                                        limit=args.eval_limit)]
     print(f"run {args.run}: {[len(r) for r in train_rounds]} training rows per round, {len(val_rows)} generated "
           f"validation rows, {len(eval_rows)} eval rows; {epochs} epochs a round, batch {batch}, "
           f"lr {config.training.learning_rate}")

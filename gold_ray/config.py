@@ -451,12 +451,15 @@ def describe_error(exc: ValidationError, data: dict[str, Any]) -> str:
     """One line for the first error: the dotted key, what is wrong, how to fix it."""
     errors = exc.errors(include_url=False)
     err = errors[0]
-    loc = tuple(p for p in err["loc"] if not _is_type_tag(p))
+    tagged = [i for i, p in enumerate(err["loc"]) if _is_type_tag(p)]
+    if tagged:  # a union: pydantic tried each type; name them all, at the union's key
+        head = err["loc"][:tagged[0]]
+        tags = [e["loc"][len(head)] for e in errors
+                if e["loc"][:len(head)] == head and len(e["loc"]) > len(head) and _is_type_tag(e["loc"][len(head)])]
+        got = _value_at(data, head, err.get("input"))
+        return f"{_dotted(head) or '(top level)'}: expected one of {', '.join(dict.fromkeys(tags))} (got {got!r})"
+    loc = err["loc"]
     path = _dotted(loc) or "(top level)"
-    if len(loc) < len(err["loc"]):  # a union: pydantic tried each type; name them all
-        tags = [t for e in errors if tuple(p for p in e["loc"] if not _is_type_tag(p))[: len(loc)] == loc
-                for t in e["loc"] if _is_type_tag(t)]
-        return f"{path}: expected one of {', '.join(dict.fromkeys(tags))} (got {err.get('input')!r})"
     kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
     if kind == "extra_forbidden":
         return f"{path}: unknown key. {_key_hint(loc)}"
@@ -468,6 +471,16 @@ def describe_error(exc: ValidationError, data: dict[str, Any]) -> str:
     got = err.get("input")
     shown = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
     return f"{path}: {msg}{shown}"
+
+
+def _value_at(data: Any, loc: tuple[Any, ...], default: Any) -> Any:
+    """The raw value at ``loc`` in the unvalidated config, or ``default`` where it cannot be followed."""
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return default
+    return data
 
 
 def _is_type_tag(part: Any) -> bool:

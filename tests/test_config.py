@@ -106,6 +106,10 @@ def test_diversity_seeds_by_label_must_name_the_labels(capsys):
     squad = ROOT / "configs/squad.yaml"
     code, err = run_validate(squad, capsys, "--set", "generation.diversity_seeds={a: [b]}")
     assert code == 2 and "needs a classification task" in err
+    with pytest.raises(ConfigError) as info:  # neither branch of the union: named at the key, both types listed
+        load_config(sst2, ["generation.diversity_seeds=[1, {a: b}]"])
+    assert str(info.value) == ("generation.diversity_seeds: expected one of list[str], dict[str,list[str]] "
+                               "(got [1, {'a': 'b'}])")
 
 
 def test_overrides_are_typed_and_validated(capsys):

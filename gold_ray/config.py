@@ -66,7 +66,8 @@ class GenerationSection(Strict):
         default=True, description="classification: each label cycles through the seeds on its own, so "
         "every label is asked about every seed. false: request i takes seed i, so with round-robin labels "
         "a label meets only some seeds (SST-2: 'negative' only about 5 of the 10), a topic-label link "
-        "the student learns (docs/benchmarks.md, 'Diversity seeds by label')",
+        "the student learns (docs/benchmarks.md, 'Diversity seeds by label'). A mapping of seeds by label "
+        "always cycles per label",
     )
     validation_trains_student: bool = Field(
         default=False, description="also train on the OOD validation batches (the paper's code does)"

@@ -40,15 +40,31 @@ def test_requests_have_fixed_unique_ids_and_seeds(sst2):
 
 
 def test_prompt_asks_for_label_and_shows_task(sst2):
-    # request 3 is the second "positive" one: its label's second seed
-    req = plan_requests(sst2, PromptOptions(few_shot=3, diversity_seeds=("acting", "plot")), 0, "train", 4, 0)[3]
+    # request 1 is the first "positive" one: its label's first seed (by request it would take "plot")
+    req = plan_requests(sst2, PromptOptions(few_shot=3, diversity_seeds=("acting", "plot")), 0, "train", 2, 0)[1]
     user = req.messages[-1]["content"]
     assert req.messages[0]["role"] == "system" and req.messages[-1]["role"] == "user"
-    assert sst2.description in user and 'label "positive"' in user and "about plot" in user
+    assert sst2.description in user and 'label "positive"' in user and "about acting" in user
     assert user.count("\n- (positive) ") + user.count("\n- (negative) ") == 3  # three plain-line examples
     as_json = plan_requests(sst2, PromptOptions(example_format="json"), 0, "train", 2, 0)[1].messages[-1]["content"]
     assert as_json.count('{"label"') == 3  # JSON examples, label first as generated
-    assert req.diversity_seed == "plot"
+    assert req.diversity_seed == "acting"
+
+
+def test_the_config_chooses_the_diversity_plan():
+    from gold_ray.generator import prompt_options
+    sst2_yaml = CONFIGS / "sst2.yaml"
+
+    def topics(*overrides):
+        config = load_config(sst2_yaml, list(overrides))
+        return [r.diversity_seed for r in plan_requests(config.task, prompt_options(config), 0, "train", 4, 0)]
+
+    seeds = load_config(sst2_yaml).generation.diversity_seeds
+    assert topics() == [seeds[0], seeds[0], seeds[1], seeds[1]]  # by label: each label starts at the first
+    assert topics("generation.diversity_by_label=false") == seeds[:4]  # by request
+    ag = load_config(CONFIGS / "ag_news.yaml")
+    planned = plan_requests(ag.task, prompt_options(ag), 0, "train", 8, 0)
+    assert all(r.diversity_seed in ag.generation.diversity_seeds[r.label_asked] for r in planned)
 
 
 def test_every_label_meets_every_diversity_seed():

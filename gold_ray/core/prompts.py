@@ -139,15 +139,17 @@ def topic_plan(
     every seed. Without it request i takes seed i, and with round-robin labels a label meets
     only the seeds of its residue (SST-2's 10 seeds, 2 labels: "negative" was only ever about
     acting, soundtrack, pacing, ending and humour), a topic-label link the student learns. A
-    mapping gives each label its own seeds (a topic task: World is not about tennis)."""
+    mapping gives each label its own seeds (a topic task: World is not about tennis), always
+    cycled per label."""
     if not seeds:
         return [None] * len(labels)
+    per_label = isinstance(seeds, Mapping)
     seen: dict[str | None, int] = {}
     topics: list[str | None] = []
     for i, label in enumerate(labels):
-        rank = seen[label] = seen.get(label, -1) + 1
-        own = seeds.get(label, ()) if isinstance(seeds, Mapping) else seeds
-        k = rank if (by_label or isinstance(seeds, Mapping)) and label is not None else i
+        rank = seen[label] = seen.get(label, -1) + 1  # this request's place among its label's
+        own = seeds.get(label, ()) if per_label else seeds
+        k = rank if (by_label or per_label) and label is not None else i
         topics.append(own[k % len(own)] if own else None)
     return topics
 

@@ -36,7 +36,8 @@ run: install
 	$(BIN)/gold-ray prepare-models
 	$(BIN)/gold-ray run $(CONFIG) --out $(RUN_DIR)
 
-test: install
+# Lint first: it takes a second and keeps style drift out of main (CI runs `make test`).
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from gold_ray.config import ConfigError, load_config
-from gold_ray.core.prompts import PromptOptions, label_plan, label_quotas, plan_requests, request_schema, topic_plan
+from gold_ray.core.prompts import (
+    PromptOptions,
+    label_plan,
+    label_quotas,
+    plan_requests,
+    request_schema,
+    topic_plan,
+)
 from gold_ray.core.samples import request_seed, sample_id
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -71,9 +78,9 @@ def test_every_label_meets_every_diversity_seed():
     seeds, labels = ("a", "b", "c", "d"), label_plan(["neg", "pos"], 16)
     by_label = topic_plan(seeds, labels)
     for label in ("neg", "pos"):  # each label cycles through all four seeds, twice
-        assert [t for t, lab in zip(by_label, labels) if lab == label] == list(seeds) * 2
+        assert [t for t, lab in zip(by_label, labels, strict=True) if lab == label] == list(seeds) * 2
     by_index = topic_plan(seeds, labels, by_label=False)  # the old plan: a label meets only its residue's seeds
-    assert {t for t, lab in zip(by_index, labels) if lab == "neg"} == {"a", "c"}
+    assert {t for t, lab in zip(by_index, labels, strict=True) if lab == "neg"} == {"a", "c"}
     assert topic_plan(seeds, [None] * 5) == ["a", "b", "c", "d", "a"]  # no labels: by request
     assert topic_plan((), labels) == [None] * 16
 

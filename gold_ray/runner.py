@@ -62,8 +62,51 @@ def connect(config: GoldConfig, say: Callable[[str], None] | None = None) -> boo
         if say:
             say(f"connected to the Ray cluster at {address}")
         return False
-    ray.init(num_cpus=config.ray.num_cpus, include_dashboard=False, log_to_driver=False)
+    start_local_ray(config.ray.num_cpus, say=say, log_to_driver=False)
     return True
+
+
+LOCAL_RAY_ATTEMPTS = 3
+
+
+def start_local_ray(num_cpus: int, say: Callable[[str], None] | None = None, **options: Any) -> None:
+    """`ray.init` a local Ray, trying again when the node misses Ray's start-up deadline.
+
+    Ray gives a new node's raylet a fixed 30 s to register with its GCS (not configurable in
+    Ray 2.60) and raises "timed out during startup" past it, which a machine busy with other
+    work reaches. The failed start's processes (GCS, raylet, ...) are ours but Ray keeps no
+    handle to them, so they are killed before the next start.
+    """
+    import psutil
+    import ray
+
+    for attempt in range(1, LOCAL_RAY_ATTEMPTS + 1):
+        before = {child.pid for child in psutil.Process().children(recursive=True)}
+        try:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
+            return
+        except Exception as error:
+            if "timed out during startup" not in str(error) or attempt == LOCAL_RAY_ATTEMPTS:
+                raise
+            ray.shutdown()
+            _kill_children_except(before)
+            if say:
+                say(
+                    f"the local Ray missed its start-up deadline (a busy machine?); start {attempt + 1} "
+                    f"of {LOCAL_RAY_ATTEMPTS}"
+                )
+
+
+def _kill_children_except(keep: set[int]) -> None:
+    import psutil
+
+    started = [c for c in psutil.Process().children(recursive=True) if c.pid not in keep]
+    for child in started:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(started, timeout=10)
 
 
 def _local_cluster() -> str | None:

@@ -20,7 +20,9 @@ def ray_local():
     """
     import ray
 
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from gold_ray.runner import start_local_ray
+
+    start_local_ray(8, say=print, log_to_driver=False, configure_logging=False)
     try:
         yield ray
     finally:

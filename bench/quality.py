@@ -64,7 +64,8 @@ BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 # of a fingerprint at that value, so the cells computed before stay addressable.
 NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_share", 1.0),
                     ("feedback", "min_fit", 0.0), ("student", "pooling", "cls"),
-                    ("training", "head_learning_rate", None), ("generation", "diversity_by_label", False))
+                    ("training", "head_learning_rate", None), ("generation", "diversity_by_label", False),
+                    ("feedback", "by_label", False))
 # Settings of how feedback is used, outside the feedback section, with their defaults: nothing to
 # round 0 and `none`, whose fingerprints take them as at their default.
 FEEDBACK_USE = (("generation", "feedback_share", 1.0), ("generation", "feedback_mode", "steer"),

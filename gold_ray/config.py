@@ -275,6 +275,13 @@ class FeedbackSection(Strict):
         "'different' (the paper's: another topic, domain, style or writer) or 'hard' (a sample of the same "
         "task that is harder to judge, its label still clear); feedback then asks for samples 'hard in the same way'",
     )
+    by_label: bool = Field(
+        default=True,
+        description="classification: pick the feedback per label (k split evenly over the labels) and show "
+        "each request only the feedback of the label it asks for. false: any feedback in any request; the "
+        "samples a 135M teacher wrote beside feedback of both labels were the least faithful to their "
+        "label (docs/benchmarks.md, 'Feedback by label')",
+    )
     require_agreement: bool = Field(
         default=True,
         description="classification: a feedback candidate must be predicted by the student with the label "

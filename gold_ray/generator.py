@@ -117,7 +117,7 @@ def _seeds(seeds: list[str] | dict[str, list[str]]) -> tuple[str, ...] | dict[st
 
 
 def prompt_options(config: GoldConfig) -> PromptOptions:
-    """The prompt knobs of ``config.generation`` (and ``feedback.ood_ask``)."""
+    """The prompt knobs of ``config.generation`` (and ``feedback.ood_ask``, ``feedback.by_label``)."""
     gen = config.generation
     return PromptOptions(few_shot=gen.few_shot, diversity_seeds=_seeds(gen.diversity_seeds),
                          diversity_by_label=gen.diversity_by_label,
@@ -125,7 +125,7 @@ def prompt_options(config: GoldConfig) -> PromptOptions:
                          feedback_share=gen.feedback_share,
                          ood_context=gen.ood_context, example_format=gen.example_format,
                          ban_openings=gen.ban_openings, prompt_order=gen.prompt_order,
-                         ood_ask=config.feedback.ood_ask)
+                         ood_ask=config.feedback.ood_ask, feedback_by_label=config.feedback.by_label)
 
 
 def sampling_dict(config: GoldConfig, seed: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from gold_ray.core.feedback import (
     band_indices,
     eligible_validation,
     feedback_eligible,
+    label_shares,
     noise_filter_keep,
     pick_feedback,
     rank_quantiles,
@@ -139,6 +140,7 @@ def test_student_fit_is_agreement_above_chance():
 def test_pick_feedback_waits_for_a_student_that_fits_its_training_samples():
     class Settings:  # the FeedbackSection fields pick_feedback reads
         policy, band, k, min_words, max_words, require_agreement, min_fit = "energy_band", (0.5, 0.8), 2, 0, None, True, 0.5
+        by_label = False
 
     text = "a sample long enough to feed back"
     validation = [{"id": f"v{i}", "fields": {"text": f"{text} {i}"}, "label": "a"} for i in range(10)]
@@ -160,3 +162,24 @@ def test_pick_feedback_waits_for_a_student_that_fits_its_training_samples():
     assert len(picked) == 2
     picked, _, fit = pick([None] * 4)  # no predictions (seq2seq): no gate
     assert fit is None and len(picked) == 2
+
+
+def test_by_label_picks_each_labels_share_of_k_from_its_own_samples():
+    class Settings:  # the FeedbackSection fields pick_feedback reads
+        policy, band, k, min_words, max_words, require_agreement, min_fit = "energy_band", (0.0, 1.0), 3, 0, None, True, 0.0
+        by_label = True
+
+    text = "a sample long enough to feed back"
+    validation = [{"id": f"v{i}", "fields": {"text": f"{text} {i}"}, "label": "ab"[i % 2]} for i in range(12)]
+    predicted = ["ab"[i % 2] for i in range(12)]
+    predicted[1] = "a"  # a "b" sample the student calls "a": not eligible, whatever its label
+    scores = [{"id": s["id"], "energy": float(i), "predicted": p}
+              for i, (s, p) in enumerate(zip(validation, predicted, strict=True))]
+    picked, eligible, _ = pick_feedback(Settings, validation, [], scores, ["text"], 2, rng())
+    labels = [validation[i]["label"] for i in picked]
+    assert sorted(labels) == ["a", "a", "b"] and 1 not in picked.tolist() and not eligible[1]
+    assert label_shares(["x", "y", "y", "z"], 4) == {"x": 2, "y": 1, "z": 1}
+    assert label_shares(["x", "y"], 1) == {"x": 1, "y": 0}
+    unlabelled = [{**s, "label": None} for s in validation]  # seq2seq: one pool, as without by_label
+    picked, _, _ = pick_feedback(Settings, unlabelled, [], scores, ["text"], 2, rng())
+    assert len(picked) == 3

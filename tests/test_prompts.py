@@ -23,6 +23,11 @@ def sst2():
     return load_config(CONFIGS / "sst2.yaml").task
 
 
+# The tests of how feedback is shown rotate one pool of "positive" samples through requests of
+# both labels: feedback.by_label off (its own test is at the end).
+ONE_POOL = {"feedback_by_label": False}
+
+
 def feedback_sample(i, text, label="positive"):
     return {"id": f"r00-validation-{i:05d}", "round": 0, "kind": "validation", "fields": {"text": text},
             "label": label, "provenance": {}}
@@ -94,7 +99,7 @@ def test_diversity_seeds_per_label():
 
 def test_feedback_steers_by_default_and_is_recorded(sst2):
     fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets") for i in range(4)]
-    reqs = plan_requests(sst2, PromptOptions(feedback_per_prompt=2), 1, "train", 4, 0, feedback=fb)
+    reqs = plan_requests(sst2, PromptOptions(**ONE_POOL, feedback_per_prompt=2), 1, "train", 4, 0, feedback=fb)
     assert reqs[0].feedback_ids == ["r00-validation-00000", "r00-validation-00001"]
     assert reqs[1].feedback_ids == ["r00-validation-00002", "r00-validation-00003"]
     user = reqs[0].messages[-1]["content"]
@@ -106,10 +111,10 @@ def test_feedback_steers_by_default_and_is_recorded(sst2):
 def test_a_share_of_each_labels_prompts_carries_the_feedback(sst2):
     """generation.feedback_share: the others are plain prompts, the same as without feedback."""
     fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets") for i in range(4)]
-    plain = plan_requests(sst2, PromptOptions(), 1, "train", 16, 0)
-    every = plan_requests(sst2, PromptOptions(), 1, "train", 16, 0, feedback=fb)
+    plain = plan_requests(sst2, PromptOptions(**ONE_POOL), 1, "train", 16, 0)
+    every = plan_requests(sst2, PromptOptions(**ONE_POOL), 1, "train", 16, 0, feedback=fb)
     assert all(r.feedback_ids for r in every)  # share 1 (the default): every prompt, as before
-    half = plan_requests(sst2, PromptOptions(feedback_share=0.5), 1, "train", 16, 0, feedback=fb)
+    half = plan_requests(sst2, PromptOptions(**ONE_POOL, feedback_share=0.5), 1, "train", 16, 0, feedback=fb)
     carriers = [r for r in half if r.feedback_ids]
     assert Counter(r.label_asked for r in carriers) == {"negative": 4, "positive": 4}
     assert Counter(i for r in carriers for i in r.feedback_ids) == dict.fromkeys((s["id"] for s in fb), 4)
@@ -118,9 +123,9 @@ def test_a_share_of_each_labels_prompts_carries_the_feedback(sst2):
         user = r.messages[-1]["content"]
         assert (r.messages == p.messages) != bool(r.feedback_ids)
         assert all(texts[i] in user for i in r.feedback_ids)
-    again = plan_requests(sst2, PromptOptions(feedback_share=0.5), 1, "train", 16, 0, feedback=fb)
+    again = plan_requests(sst2, PromptOptions(**ONE_POOL, feedback_share=0.5), 1, "train", 16, 0, feedback=fb)
     assert [r.feedback_ids for r in again] == [r.feedback_ids for r in half]  # a resumed round asks the same
-    other_round = plan_requests(sst2, PromptOptions(feedback_share=0.5), 2, "train", 16, 0, feedback=fb)
+    other_round = plan_requests(sst2, PromptOptions(**ONE_POOL, feedback_share=0.5), 2, "train", 16, 0, feedback=fb)
     assert [bool(r.feedback_ids) for r in other_round] != [bool(r.feedback_ids) for r in half]
     for bad in ("0", "1.5"):
         with pytest.raises(ConfigError, match="feedback_share"):
@@ -132,7 +137,7 @@ def test_shared_first_puts_feedback_and_context_before_per_request_examples(sst2
     prompt up to their examples, so the engine's prefix cache computes that head once; the
     instructions about those samples move to the closing ask."""
     fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets") for i in range(4)]
-    opts = PromptOptions(feedback_per_prompt=2, ood_context=3, prompt_order="shared_first")
+    opts = PromptOptions(**ONE_POOL, feedback_per_prompt=2, ood_context=3, prompt_order="shared_first")
     train = plan_requests(sst2, opts, 1, "train", 4, 0, feedback=fb)
     ctx = [feedback_sample(i, f"training sample {i}") for i in range(6)]
     val = plan_requests(sst2, opts, 0, "validation", 4, 0, context_samples=ctx)
@@ -143,13 +148,13 @@ def test_shared_first_puts_feedback_and_context_before_per_request_examples(sst2
         assert ua != ub and ua.index(shared) < ua.index("Examples")
     assert "as much as the unusual earlier samples do" in train[0].messages[-1]["content"].split("Examples")[1]
     assert "significantly different" in val[0].messages[-1]["content"].split("Examples")[1]
-    default = plan_requests(sst2, PromptOptions(), 1, "train", 1, 0, feedback=fb)[0].messages[-1]["content"]
+    default = plan_requests(sst2, PromptOptions(**ONE_POOL), 1, "train", 1, 0, feedback=fb)[0].messages[-1]["content"]
     assert default.index("Examples") < default.index("number 0 about opera")  # examples_first: as before
 
 
 def test_feedback_as_examples_mode(sst2):
     fb = [feedback_sample(0, "an odd sentence about opera sets")]
-    opts = PromptOptions(feedback_mode="examples", few_shot=2, example_format="json")
+    opts = PromptOptions(**ONE_POOL, feedback_mode="examples", few_shot=2, example_format="json")
     user = plan_requests(sst2, opts, 1, "train", 1, 0, feedback=fb)[0].messages[-1]["content"]
     assert '"text": "an odd sentence about opera sets"' in user and "unusual" not in user
 
@@ -177,7 +182,7 @@ def test_ood_ask_hard_asks_for_harder_samples_of_the_task(sst2, order):
     without feedback do not change."""
     fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets") for i in range(4)]
     ctx = [feedback_sample(i, f"training sample {i}") for i in range(5)]
-    hard, paper = (PromptOptions(ood_context=3, prompt_order=order, ood_ask=ask) for ask in ("hard", "different"))
+    hard, paper = (PromptOptions(**ONE_POOL, ood_context=3, prompt_order=order, ood_ask=ask) for ask in ("hard", "different"))
     train = plan_requests(sst2, hard, 1, "train", 1, 0, feedback=fb)[0].messages[-1]["content"]
     val = plan_requests(sst2, hard, 1, "validation", 1, 0, context_samples=ctx)[0].messages[-1]["content"]
     assert "hard in the same way" in train and "an odd sentence number 0" in train
@@ -219,3 +224,19 @@ def test_opening_phrases_banned_in_both_cases(sst2):
     assert opening_phrases(["the jokes are stale"], 0) == []
     req = plan_requests(sst2, PromptOptions(ban_openings=3), 0, "train", 1, 0)[0]
     assert len(req.avoid) >= 3 and all(len(p.split()) == 3 for p in req.avoid)
+
+
+def test_a_request_is_shown_only_feedback_of_the_label_it_asks_for(sst2):
+    """feedback.by_label: no prompt mixes feedback of two labels (its samples were the least faithful)."""
+    fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets", label) for i, label in
+          enumerate(["positive", "negative", "negative", "positive", "negative"])]
+    label_of = {s["id"]: s["label"] for s in fb}
+    reqs = plan_requests(sst2, PromptOptions(feedback_per_prompt=2), 1, "train", 8, 0, feedback=fb)
+    for r in reqs:
+        assert len(r.feedback_ids) == 2 and {label_of[i] for i in r.feedback_ids} == {r.label_asked}
+    shown = Counter(i for r in reqs if r.label_asked == "negative" for i in r.feedback_ids)
+    assert set(shown) == {s["id"] for s in fb if s["label"] == "negative"}  # rotated through all three
+    only_positive = plan_requests(sst2, PromptOptions(), 1, "train", 8, 0, feedback=fb[:1])
+    assert [bool(r.feedback_ids) for r in only_positive] == [r.label_asked == "positive" for r in only_positive]
+    mixed = plan_requests(sst2, PromptOptions(feedback_by_label=False), 1, "train", 8, 0, feedback=fb)
+    assert any({label_of[i] for i in r.feedback_ids} != {r.label_asked} for r in mixed)

@@ -89,7 +89,8 @@ def pick_feedback(
     fb: Any, validation: Sequence[Mapping[str, Any]], train: Sequence[Mapping[str, Any]],
     scores: Sequence[Mapping[str, Any]], input_names: Sequence[str], n_labels: int, rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """A round's feedback: ``fb.policy`` (a FeedbackSection) over its eligible validation samples,
+    """A round's feedback: ``fb.policy`` (a FeedbackSection) over its eligible validation samples
+    (with ``fb.by_label``, over each label's apart: :func:`label_shares`),
     or nothing while the student's :func:`student_fit` on the round's training samples is below
     ``fb.min_fit``: an untrained student's energies lie within hundredths of each other and rank
     noise. ``scores`` (energy and prediction per sample id) cover both batches.
@@ -101,7 +102,20 @@ def pick_feedback(
     if fit is not None and fit < fb.min_fit:
         return np.empty(0, dtype=np.int64), eligible, fit
     energies = np.array([by_id[s["id"]]["energy"] for s in validation], dtype=np.float64)
-    return select_feedback(fb.policy, energies, fb.band, fb.k, rng, eligible), eligible, fit
+    labels = [s.get("label") for s in validation]
+    if not fb.by_label or None in labels:
+        return select_feedback(fb.policy, energies, fb.band, fb.k, rng, eligible), eligible, fit
+    picked = [select_feedback(fb.policy, energies, fb.band, k, rng, eligible & (np.array(labels) == label))
+              for label, k in label_shares(labels, fb.k).items()]
+    return np.concatenate(picked).astype(np.int64), eligible, fit
+
+
+def label_shares(labels: Sequence[str], k: int) -> dict[str, int]:
+    """``k`` split over the labels of ``labels`` (in order of first appearance) as evenly as it
+    goes, the first labels taking the remainder: what :func:`pick_feedback` picks of each with
+    ``by_label``, so every label's requests are shown feedback of their own label."""
+    names = list(dict.fromkeys(labels))
+    return {name: k // len(names) + (i < k % len(names)) for i, name in enumerate(names)}
 
 
 def rank_quantiles(energies: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ A batch of ``count`` requests for (round, kind) is planned before any generation
   choice of few-shot examples;
 - feedback (samples picked by the student's energy in the previous round) either steers the
   prompt ("write something as different from the examples as these are") or is shown as
-  extra examples (``feedback_mode``);
+  extra examples (``feedback_mode``); classification requests see only feedback of the label
+  they ask for (``feedback_by_label``);
 - validation (OOD) batches show current training samples and ask for something significantly
   different (another topic, domain, style or writer) or, with ``ood_ask="hard"``, for a sample of
   the same task that is harder to judge; steering feedback then asks for "hard in the same way".
@@ -55,6 +56,7 @@ class PromptOptions:
     ban_openings: int = 3
     prompt_order: PromptOrder = "examples_first"
     ood_ask: OodAsk = "different"
+    feedback_by_label: bool = True  # a request is shown only feedback of the label it asks for
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def plan_requests(
         seed = request_seed(run_seed, round_index, kind, i)
         rng = random.Random(seed)
         examples = _pick_examples(spec, options.few_shot, labels[i], rng)
-        fb = _rotate(feedback, options.feedback_per_prompt, carriers[i]) if i in carriers else []
+        pool = _of_label(feedback, labels[i]) if options.feedback_by_label else feedback
+        fb = _rotate(pool, options.feedback_per_prompt, carriers[i]) if i in carriers else []
         context = _rotate(context_samples or (), options.ood_context, i) if kind == "validation" else []
         topic = topics[i]
         user = build_user_message(
@@ -352,6 +355,11 @@ def _as_example(spec: TaskSpec, sample: Sample) -> dict[str, Any]:
 
 def _input_text(spec: TaskSpec, fields: dict[str, Any]) -> str:
     return " | ".join(str(fields.get(name, "")) for name in spec.input_names)
+
+
+def _of_label(samples: Sequence[Sample], label: str | None) -> list[Sample]:
+    """The samples of ``label``; all of them for an unlabelled request (seq2seq)."""
+    return list(samples) if label is None else [s for s in samples if s.get("label") == label]
 
 
 def _rotate(items: Sequence[Any], k: int, offset: int) -> list[Any]:

@@ -66,8 +66,9 @@ NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_sh
                     ("feedback", "min_fit", 0.0), ("student", "pooling", "cls"),
                     ("training", "head_learning_rate", None), ("generation", "diversity_by_label", False),
                     ("feedback", "by_label", False))
-# Settings of how feedback is used, outside the feedback section, with their defaults: nothing to
-# round 0 and `none`, whose fingerprints take them as at their default.
+# Settings of how feedback is used, outside the feedback section: nothing to round 0 and `none`,
+# whose fingerprints take them at these values (their defaults when the settings were added; the
+# feedback mode's is "examples" since 2026-12-03), so those cells stay shared across them.
 FEEDBACK_USE = (("generation", "feedback_share", 1.0), ("generation", "feedback_mode", "steer"),
                 ("generation", "feedback_per_prompt", 2))
 

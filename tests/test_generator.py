@@ -179,7 +179,10 @@ def test_fake_engine_stream_yields_each_request_once(fake_pool):
     assert REQUEST_FAILED not in {r["reason"] for r in results}
     good = [r["sample"] for r in results if r["sample"] is not None]
     assert len(good) == 5  # cases 0 and 11 twice each, plus the first of case 8
-    assert all(s["provenance"]["feedback_ids"] == ["r00-validation-00003"] for s in good)
+    # feedback.by_label: the one "negative" feedback sample goes to the negative requests only
+    assert all(s["provenance"]["feedback_ids"] == (["r00-validation-00003"] if s["provenance"]["label_asked"]
+                                                   == "negative" else []) for s in good)
+    assert any(s["provenance"]["feedback_ids"] for s in good)
 
 
 # --------------------------------------------------------------------------- Ray tier, real vLLM engine

@@ -96,9 +96,15 @@ def test_cells_are_kept_per_config_that_matters_to_them():
     assert key("energy_band", "generation.feedback_share=0.25") != base["energy_band"]
     assert all(key(part, "generation.feedback_share=0.25") == base[part] for part in ("none", "round0"))
     # and so are the feedback's form and count per prompt (round 0 stays shared with the default's)
-    for setting in ("generation.feedback_mode=examples", "generation.feedback_per_prompt=4"):
+    for setting in ("generation.feedback_mode=steer", "generation.feedback_per_prompt=4"):
         assert key("energy_band", setting) != base["energy_band"]
         assert all(key(part, setting) == base[part] for part in ("none", "round0"))
+    # feedback by label: a new config for a feeding policy; off, the cells from before it stay addressable
+    assert key("energy_band", "feedback.by_label=false") != base["energy_band"]
+    assert all(key(part, "feedback.by_label=false") == base[part] for part in ("none", "round0"))
+    unlabelled = quality.config_dict(load_config(ROOT / "configs/sst2.yaml", ["feedback.by_label=false"]))
+    del unlabelled["feedback"]["by_label"]
+    assert quality.fingerprint(unlabelled, "energy_band") == key("energy_band", "feedback.by_label=false")
     del older["generation"]["feedback_share"]
     assert all(quality.fingerprint(older, part) == base[part] for part in base)
     # the student-fit gate: off (0) is how the cells before it ran; the default is a new config

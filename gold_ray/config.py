@@ -78,7 +78,7 @@ class GenerationSection(Strict):
         default="examples",
         description="examples: show feedback as labelled few-shot examples (the paper's form); steer: as "
         "'be this different'. With feedback.by_label, examples gained 0.8 points over steer on SST-2's "
-        "mean (docs/benchmarks.md, 'Feedback by label')",
+        "mean (docs/benchmarks.md, 'Feedback as labelled examples')",
     )
     example_format: Literal["text", "json"] = Field(
         default="text",

@@ -11,7 +11,8 @@ cells exist, and writes the table with the command, machine and time taken betwe
 Only the budget, the seed and the policy are set here; everything else is the shipped config,
 so what the table shows is what a user gets.
 
-Long: a cell takes 20-35 min on a 2-core CPU (docs/benchmarks.md, "Quality"). Cells are kept under ``--work``,
+Long: on a 2-core CPU a cell takes 12-17 min at the 2026-12-03 defaults, a seed's first one up to
+30 min with its shared round 0 (docs/benchmarks.md, "Quality"). Cells are kept under ``--work``,
 one directory per task, seed, policy and config fingerprint (so a changed default is computed
 afresh; cells of other configs are listed under the table, not in it): run again with
 the same ``--work`` and finished cells are read back (each with the date it was computed, shown
@@ -328,12 +329,12 @@ def checks(cells: list[dict], teachers: dict[str, dict]) -> list[str]:
         out.append(f"- SST-2 GOLD >= 0.80: {sst2[0]:.4f} over {sst2[2]} seed(s): {'met' if sst2[0] >= 0.80 else 'missed'}")
     gains = []
     for task in dict.fromkeys(c["task"] for c in cells):
-        gold, plain = mean_of(task, "energy_band"), mean_of(task, "none")
+        gold, plain, chance = mean_of(task, "energy_band"), mean_of(task, "none"), mean_of(task, "random")
         if gold and plain:
             gains.append(gold[0] - plain[0])
-            noise = max(x for x in (gold[1], plain[1]) if not math.isnan(x)) if gold[2] > 1 or plain[2] > 1 else None
-            out.append(f"- {task}: GOLD - no feedback = {100 * (gold[0] - plain[0]):+.1f} points"
-                       + (f" (larger seed sd {100 * noise:.1f} points)" if noise is not None else " (one seed: no sd)"))
+            out.append(_difference(task, "GOLD - no feedback", gold, plain))
+        if gold and chance:  # does the energy band's choice of feedback beat a random choice of as many?
+            out.append(_difference(task, "GOLD - random feedback", gold, chance))
         if gold and task in teachers:
             teacher = headline(teachers[task]["metrics"])[1]
             out.append(f"- {task}: student - teacher few-shot = {100 * (gold[0] - teacher):+.1f} points (target +14): "
@@ -343,6 +344,13 @@ def checks(cells: list[dict], teachers: dict[str, dict]) -> list[str]:
         out.append(f"- GOLD - no feedback, averaged over {len(gains)} task(s): {100 * gain:+.1f} points "
                    f"(target +3, outside one sd of each task above): {'met' if gain >= 0.03 else 'missed'} on the mean")
     return out
+
+
+def _difference(task: str, what: str, a: tuple, b: tuple) -> str:
+    """``a`` and ``b`` are (mean, sd, seeds); the difference of the means and the larger seed sd."""
+    noise = max(x for x in (a[1], b[1]) if not math.isnan(x)) if a[2] > 1 or b[2] > 1 else None
+    return (f"- {task}: {what} = {100 * (a[0] - b[0]):+.1f} points"
+            + (f" (larger seed sd {100 * noise:.1f} points)" if noise is not None else " (one seed: no sd)"))
 
 
 def _fmt(x: float) -> str:

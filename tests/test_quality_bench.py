@@ -140,6 +140,10 @@ def test_table_and_checks_report_means_sds_and_the_targets():
     found = "\n".join(quality.checks([cell("sst2", 0, "energy_band", 0.70), cell("sst2", 0, "none", 0.72)], {}))
     assert "SST-2 GOLD >= 0.80: 0.7000 over 1 seed(s): missed" in found
     assert "-2.0 points (one seed: no sd)" in found and "missed on the mean" in found
+    # random feedback is compared with GOLD, not counted in the target's mean
+    found = "\n".join(quality.checks(cells + [cell("sst2", 0, "random", 0.79), cell("sst2", 1, "random", 0.79)], {}))
+    assert "sst2: GOLD - random feedback = +2.0 points (larger seed sd 1.4 points)" in found
+    assert "averaged over 1 task(s): +4.0 points" in found
 
 
 def test_docs_block_is_replaced_in_place(tmp_path, monkeypatch):

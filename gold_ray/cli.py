@@ -72,7 +72,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from gold_ray.evaluation import evaluate_student, format_result
 
     config = load_config(args.config, args.overrides)
-    print(format_result(evaluate_student(args.checkpoint, config, file=args.file, limit=args.limit)))
+    print(format_result(evaluate_student(args.checkpoint, config, file=args.file, limit=args.limit,
+                                         confusion=args.confusion)))
     return 0
 
 
@@ -119,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config key (repeatable)")
     _add_eval_args(ev)
+    ev.add_argument("--confusion", action="store_true",
+                    help="classification: also print, per gold label, how often each label was predicted")
     ev.set_defaults(func=cmd_eval)
 
     evt = sub.add_parser("eval-teacher", help="the teacher's few-shot score on a labelled JSONL file (vLLM)")

@@ -146,6 +146,7 @@ def evaluate_student(
     file: str | os.PathLike[str] | None = None,
     limit: int | None = None,
     batch_size: int | None = None,
+    confusion: bool = False,
 ) -> dict[str, Any]:
     """Score a student on a labelled JSONL file, in this process (no Ray needed).
 
@@ -154,6 +155,7 @@ def evaluate_student(
         config: the run config (task, student lengths).
         file: the JSONL file; default the config's ``task.eval.file``.
         limit: evaluate the first ``limit`` examples only (default: ``task.eval.limit``, as a run does).
+        confusion: classification: also return ``confusion``, per gold label the count of each prediction.
     Returns:
         A flat dict: the metrics (floats), ``n`` (examples), ``file``, ``checkpoint``,
         ``seconds`` (str, so that metric plots skip it: it is not a metric).
@@ -175,8 +177,17 @@ def evaluate_student(
     result: dict[str, Any] = score_predictions(config.task, predictions, [ex.gold for ex in examples])
     result.update(n=len(examples), file=str(path), checkpoint=str(student_dir),
                   seconds=f"{time.time() - started:.1f}")
+    if confusion and config.task.is_classification:
+        result["confusion"] = M.confusion(predictions, [ex.gold for ex in examples], config.task.label_names)
     return result
 
 
 def format_result(result: dict[str, Any]) -> str:
-    return "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in result.items())
+    lines = []
+    for key, value in result.items():
+        if key == "confusion":
+            lines += [f"gold {gold}: predicted " + ", ".join(f"{p} {n}" for p, n in row.items())
+                      for gold, row in value.items()]
+        else:
+            lines.append(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return "\n".join(lines)

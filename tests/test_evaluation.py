@@ -9,7 +9,7 @@ import pytest
 from gold_ray.cli import main
 from gold_ray.config import load_config
 from gold_ray.errors import UserError
-from gold_ray.evaluation import read_eval_file, resolve_student_dir, score_predictions
+from gold_ray.evaluation import format_result, read_eval_file, resolve_student_dir, score_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = [{"id": i, "text": f"sentence {i}", "label": "positive" if i % 2 else "negative"} for i in range(3)]
@@ -71,6 +71,13 @@ def test_score_predictions_per_kind():
     assert score_predictions(config("squad").task, ["The x"], [["x"]]) == {"exact_match": 1.0, "f1": 1.0}
     assert score_predictions(config("svamp").task, ["3 + 4 = 8", "nonsense"], [7.0, 1.0]) == {
         "numeric_accuracy": 0.5}
+
+
+def test_format_result_prints_the_confusion_one_gold_label_a_line():
+    text = format_result({"accuracy": 0.5, "n": 2, "confusion": {"positive": {"positive": 1, "negative": 0},
+                                                                 "negative": {"positive": 1, "negative": 0}}})
+    assert text.splitlines() == ["accuracy: 0.5000", "n: 2", "gold positive: predicted positive 1, negative 0",
+                                 "gold negative: predicted positive 1, negative 0"]
 
 
 def test_cli_prints_one_clean_error_for_a_truncated_line(tmp_path, capsys):

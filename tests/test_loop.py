@@ -342,7 +342,13 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
 
     # What the run printed is what `gold-ray eval` gives on the exported student.
     ev = subprocess.run([sys.executable, "-m", "gold_ray.cli", "eval", str(store / "student"), "--config",
-                         "configs/sst2.yaml", *sum((["--set", t] for t in TINY), [])],
+                         "configs/sst2.yaml", *sum((["--set", t] for t in TINY), []), "--confusion"],
                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ev.returncode == 0, ev.stderr[-3000:]
     assert f"accuracy: {metrics[-1]['eval']['accuracy']:.4f}" in ev.stdout
+    # --confusion: one line per gold label, whose counts add up to the rows scored
+    per_gold = [line for line in ev.stdout.splitlines() if line.startswith("gold ")]
+    assert [line.split(":")[0] for line in per_gold] == ["gold negative", "gold positive"], ev.stdout
+    counts = [int(n) for line in per_gold for n in re.findall(r" (\d+)(?:,|$)", line)]
+    n = int(re.search(r"^n: (\d+)$", ev.stdout, re.M).group(1))
+    assert len(counts) == 4 and sum(counts) == n, ev.stdout

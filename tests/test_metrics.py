@@ -4,6 +4,7 @@ import pytest
 
 from gold_ray.core.metrics import (
     accuracy,
+    confusion,
     exact_match,
     macro_f1,
     normalize_answer,
@@ -30,11 +31,21 @@ def test_macro_f1_punishes_a_constant_predictor_that_accuracy_rewards():
     assert macro_f1(pred, gold, ["a", "b"]) == pytest.approx(18 / 19 / 2)
 
 
+def test_confusion_counts_each_gold_labels_predictions():
+    gold = ["pos", "pos", "pos", "neg"]
+    pred = ["pos", "neg", "pos", "neg"]
+    assert confusion(pred, gold, ["pos", "neg", "neutral"]) == {
+        "pos": {"pos": 2, "neg": 1, "neutral": 0}, "neg": {"pos": 0, "neg": 1, "neutral": 0},
+        "neutral": {"pos": 0, "neg": 0, "neutral": 0}}
+
+
 def test_metrics_reject_empty_and_mismatched_input():
     with pytest.raises(ValueError, match="no examples"):
         accuracy([], [])
     with pytest.raises(ValueError, match="differ in length"):
         macro_f1(["a"], ["a", "b"], ["a", "b"])
+    with pytest.raises(ValueError, match="differ in length"):
+        confusion(["a"], ["a", "b"], ["a", "b"])
 
 
 def test_squad_normalisation_and_max_over_answers():

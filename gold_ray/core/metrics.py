@@ -36,6 +36,14 @@ def macro_f1(predicted: Sequence[str], gold: Sequence[str], labels: Sequence[str
     return sum(scores) / len(scores)
 
 
+def confusion(predicted: Sequence[str], gold: Sequence[str], labels: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per gold label, how often each label was predicted (every label listed, zeros included):
+    where a student's errors go, e.g. one label taking the others' rows."""
+    _same_length(predicted, gold)
+    counts = Counter(zip(gold, predicted, strict=True))
+    return {g: {p: counts[(g, p)] for p in labels} for g in labels}
+
+
 # ---------------------------------------------------------------- extractive QA (SQuAD v1.1 script)
 
 

@@ -9,7 +9,9 @@ validation.jsonl, scores.jsonl, feedback.jsonl):
 - auroc: how often an OOD validation sample has a higher energy than a training sample (0.5: the
   energy does not tell the OOD batch from the data the student was trained on),
 - spread: q90 - q10 of the validation energies (the feedback band is cut from their ranks),
-- fed: the samples fed back from the round.
+- fed: the samples fed back from the round,
+- fed at: their energies' rank quantiles among the round's OOD samples (what `feedback.band`
+  reads: 0 lowest, 1 highest), with their labels.
 
 Runs nothing; reads the run directories only (classification tasks).
 
@@ -28,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gold_ray.config import load_config  # noqa: E402
-from gold_ray.core.feedback import student_fit  # noqa: E402
+from gold_ray.core.feedback import rank_quantiles, student_fit  # noqa: E402
 
 
 def auroc(higher: np.ndarray, lower: np.ndarray) -> float:
@@ -51,16 +53,19 @@ def round_measures(round_dir: Path, n_labels: int) -> dict:
     val_energy = np.array([scores[s["id"]]["energy"] for s in validation])
     fit = student_fit([s.get("label") for s in train], [scores[s["id"]].get("predicted") for s in train], n_labels)
     q10, q90 = np.quantile(val_energy, [0.1, 0.9]) if val_energy.size else (float("nan"), float("nan"))
+    quantile = dict(zip((s["id"] for s in validation), rank_quantiles(val_energy), strict=True))
+    fed = rows(round_dir / "feedback.jsonl")
     return {"round": int(round_dir.name[1:]), "fit": fit, "auroc": auroc(val_energy, train_energy),
-            "spread": float(q90 - q10), "fed": len(rows(round_dir / "feedback.jsonl"))}
+            "spread": float(q90 - q10), "fed": len(fed),
+            "fed_at": [(float(quantile[s["id"]]), s.get("label")) for s in fed if s["id"] in quantile]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (holding config.yaml and rounds/)")
     args = parser.parse_args()
-    print("| run | round | fit | auroc | spread | fed |")
-    print("|---|---|---|---|---|---|")
+    print("| run | round | fit | auroc | spread | fed | fed at |")
+    print("|---|---|---|---|---|---|---|")
     for run in args.runs:
         if not (run / "config.yaml").is_file():
             raise SystemExit(f"not a run directory (no config.yaml): {run}")
@@ -70,7 +75,8 @@ def main() -> None:
         for round_dir in sorted(run.glob("rounds/r[0-9]*")):
             m = round_measures(round_dir, len(config.task.labels))
             fit = "-" if m["fit"] is None else f"{m['fit']:.2f}"
-            print(f"| {run} | {m['round']} | {fit} | {m['auroc']:.3f} | {m['spread']:.3f} | {m['fed']} |")
+            fed_at = ", ".join(f"{q:.2f}" + (f" {label}" if label else "") for q, label in m["fed_at"])
+            print(f"| {run} | {m['round']} | {fit} | {m['auroc']:.3f} | {m['spread']:.3f} | {m['fed']} | {fed_at} |")
 
 
 if __name__ == "__main__":

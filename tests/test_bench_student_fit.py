@@ -33,4 +33,4 @@ def test_round_measures_read_a_round_directory(tmp_path):
     m = load("student_fit").round_measures(r, n_labels=2)
     # validation energies 0..10 sit above three training energies (-3), above the fourth (5) 5 times in 11 and tie once
     assert m == {"round": 2, "fit": 0.5, "auroc": pytest.approx((33 + 5 + 0.5) / 44), "spread": pytest.approx(8.0),
-                 "fed": 2}
+                 "fed": 2, "fed_at": [(0.6, "a"), (0.7, "a")]}  # energies 6 and 7 of 0..10

@@ -162,6 +162,9 @@ def evaluate_student(
     """
     from gold_ray.student import generate, load_student, predict_labels
 
+    if confusion and not config.task.is_classification:
+        raise UserError(f"--confusion counts predicted labels; task {config.task.name!r} is "
+                        f"{config.task.kind}, which has none: leave --confusion out")
     started = time.time()
     path = eval_file(config, file)
     if limit is None and config.task.eval is not None:

@@ -9,7 +9,13 @@ import pytest
 from gold_ray.cli import main
 from gold_ray.config import load_config
 from gold_ray.errors import UserError
-from gold_ray.evaluation import format_result, read_eval_file, resolve_student_dir, score_predictions
+from gold_ray.evaluation import (
+    evaluate_student,
+    format_result,
+    read_eval_file,
+    resolve_student_dir,
+    score_predictions,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = [{"id": i, "text": f"sentence {i}", "label": "positive" if i % 2 else "negative"} for i in range(3)]
@@ -78,6 +84,11 @@ def test_format_result_prints_the_confusion_one_gold_label_a_line():
                                                                  "negative": {"positive": 1, "negative": 0}}})
     assert text.splitlines() == ["accuracy: 0.5000", "n: 2", "gold positive: predicted positive 1, negative 0",
                                  "gold negative: predicted positive 1, negative 0"]
+
+
+def test_confusion_on_a_task_without_labels_is_a_clear_error_before_any_work(tmp_path):
+    with pytest.raises(UserError, match="task 'squad' is extractive_qa, which has none: leave --confusion out"):
+        evaluate_student(tmp_path / "missing", config("squad"), confusion=True)
 
 
 def test_cli_prints_one_clean_error_for_a_truncated_line(tmp_path, capsys):

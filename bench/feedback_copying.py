@@ -17,15 +17,15 @@ Runs nothing; reads the run directories only (train.jsonl and validation.jsonl o
 from __future__ import annotations
 
 import argparse
-import json
-import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-def words_of(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
+from gold_ray.core.feedback import words_of  # noqa: E402  (the feedback gate's words)
+from gold_ray.rundir import read_jsonl  # noqa: E402
 
 
 def ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
@@ -39,10 +39,6 @@ def distinct2(samples: list[list[str]], cut: int) -> float:
 
 def text_of(row: dict) -> list[str]:
     return words_of(" ".join(str(v) for v in row["fields"].values()))
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def copy_shares(train: list[dict], validation: dict[str, list[str]], n: int,
@@ -69,14 +65,14 @@ def run_measures(run: Path, n: int, cut: int) -> list[dict]:
     out = []
     for round_dir in rounds:
         index = int(round_dir.name[1:])
-        train = rows(round_dir / "train.jsonl")
+        train = read_jsonl(round_dir / "train.jsonl")
         if index > 0:  # round 0 has no feedback to copy
             fed, copied, chance = copy_shares(train, validation, n, np.random.default_rng(index))
             samples = [text_of(r) for r in train]
             out.append({"round": index, "distinct2": distinct2(samples, cut),
                         "words": float(np.mean([len(w) for w in samples])) if samples else float("nan"),
                         "fed": fed, "copied": copied, "chance": chance})
-        validation.update({r["id"]: text_of(r) for r in rows(round_dir / "validation.jsonl")})
+        validation.update({r["id"]: text_of(r) for r in read_jsonl(round_dir / "validation.jsonl")})
     return out
 
 

@@ -157,8 +157,9 @@ def evaluate_student(
         limit: evaluate the first ``limit`` examples only (default: ``task.eval.limit``, as a run does).
         confusion: classification: also return ``confusion``, per gold label the count of each prediction.
     Returns:
-        A flat dict: the metrics (floats), ``n`` (examples), ``file``, ``checkpoint``,
-        ``seconds`` (str, so that metric plots skip it: it is not a metric).
+        A dict: the metrics (floats), ``n`` (examples), ``file``, ``checkpoint``,
+        ``seconds`` (str, so that metric plots skip it: it is not a metric), and with
+        ``confusion`` a dict of dicts (gold label -> predicted label -> count).
     """
     from gold_ray.student import generate, load_student, predict_labels
 
@@ -177,11 +178,12 @@ def evaluate_student(
         predictions = predict_labels(student, rows, batch_size or config.scorer.batch_size)
     else:
         predictions = generate(student, rows, batch_size or 8)
-    result: dict[str, Any] = score_predictions(config.task, predictions, [ex.gold for ex in examples])
+    golds = [ex.gold for ex in examples]
+    result: dict[str, Any] = score_predictions(config.task, predictions, golds)
     result.update(n=len(examples), file=str(path), checkpoint=str(student_dir),
                   seconds=f"{time.time() - started:.1f}")
-    if confusion and config.task.is_classification:
-        result["confusion"] = M.confusion(predictions, [ex.gold for ex in examples], config.task.label_names)
+    if confusion:
+        result["confusion"] = M.confusion(predictions, golds, config.task.label_names)
     return result
 
 

@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from gold_ray.config import GoldConfig, load_config  # noqa: E402
 from gold_ray.core.feedback import noise_filter_keep, pick_feedback  # noqa: E402
 from gold_ray.core.parsing import Deduper, Parsed, parse_output, sample_text  # noqa: E402
-from gold_ray.core.prompts import plan_requests, request_schema  # noqa: E402
+from gold_ray.core.prompts import plan_requests, prompt_wording, request_schema  # noqa: E402
 from gold_ray.core.samples import Sample  # noqa: E402
 from gold_ray.core.text import student_row  # noqa: E402
 from gold_ray.embedded import resolve_model  # noqa: E402
@@ -94,7 +94,8 @@ class PlainTeacher:
         for r, out in zip(requests, outputs, strict=True):
             o = out.outputs[0]
             tokens += len(o.token_ids)
-            parsed = parse_output(o.text, spec, r.label_asked, o.finish_reason, r.prompt_texts)
+            parsed = parse_output(o.text, spec, r.label_asked, o.finish_reason, r.prompt_texts, r.feedback_texts,
+                                  cfg.feedback.copy_run)
             if isinstance(parsed, Parsed) and deduper.add(sample_text(parsed.fields, spec)) is None:
                 samples.append(Sample(id=r.id, round=round_index, kind=kind, fields=parsed.fields, label=parsed.label,
                                       provenance={"feedback_ids": r.feedback_ids}))
@@ -209,7 +210,7 @@ def run_reference(config: GoldConfig, out: Path) -> dict:
         # both batches, as the coordinator scores them (the training one for the feedback's fit gate)
         scores = student.scores(train + validation)
         picked, _, _ = pick_feedback(config.feedback, validation, train, scores, config.task.input_names,
-                                     len(config.task.labels), rng)
+                                     len(config.task.labels), rng, prompt_wording(config.task))
         feedback = [validation[i] for i in picked]
         phases.add("score", time.perf_counter() - t)
         print(f"  (ref) round {r}: {len(train)} train, {len(validation)} validation, {len(kept)} kept, "

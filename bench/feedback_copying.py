@@ -24,12 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gold_ray.core.feedback import words_of  # noqa: E402  (the feedback gate's words)
+from gold_ray.core.parsing import word_runs, words_of  # noqa: E402  (the copy filter's words and runs)
 from gold_ray.rundir import read_jsonl  # noqa: E402
-
-
-def ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
 def distinct2(samples: list[list[str]], cut: int) -> float:
@@ -49,11 +45,11 @@ def copy_shares(train: list[dict], validation: dict[str, list[str]], n: int,
         shown = [i for i in row.get("provenance", {}).get("feedback_ids") or [] if i in validation]
         if not shown:
             continue
-        grams = ngrams(text_of(row), n)
+        grams = word_runs(text_of(row), n)
         others = [i for i in validation if i not in shown]
         drawn = rng.choice(len(others), size=min(len(shown), len(others)), replace=False) if others else []
-        copied.append(any(grams & ngrams(validation[i], n) for i in shown))
-        chance.append(any(grams & ngrams(validation[others[j]], n) for j in drawn))
+        copied.append(any(grams & word_runs(validation[i], n) for i in shown))
+        chance.append(any(grams & word_runs(validation[others[j]], n) for j in drawn))
     if not copied:
         return 0, float("nan"), float("nan")
     return len(copied), float(np.mean(copied)), float(np.mean(chance))

@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))
 
 from gold_ray.config import GoldConfig, load_config  # noqa: E402
 from gold_ray.core.feedback import pick_feedback  # noqa: E402
+from gold_ray.core.prompts import prompt_wording  # noqa: E402
 from gold_ray.rundir import RunDir, read_json, read_jsonl, write_json, write_jsonl  # noqa: E402
 
 POLICIES = ("energy_band", "none", "random")
@@ -66,7 +67,7 @@ BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_share", 1.0),
                     ("feedback", "min_fit", 0.0), ("student", "pooling", "cls"),
                     ("training", "head_learning_rate", None), ("generation", "diversity_by_label", False),
-                    ("feedback", "by_label", False))
+                    ("feedback", "by_label", False), ("feedback", "echo_run", 0), ("feedback", "copy_run", 0))
 # Settings of how feedback is used, outside the feedback section: nothing to round 0 and `none`,
 # whose fingerprints take them at these values (their defaults when the settings were added; the
 # feedback mode's is "examples" since 2026-12-03), so those cells stay shared across them.
@@ -150,7 +151,8 @@ def start_from_round0(round0: Path, out: Path, config: GoldConfig) -> None:
     validation = read_jsonl(target / "validation.jsonl")
     picked, eligible, fit = pick_feedback(config.feedback, validation, read_jsonl(target / "train.jsonl"),
                                           read_jsonl(target / "scores.jsonl"), config.task.input_names,
-                                          len(config.task.labels), np.random.default_rng(config.run.seed))
+                                          len(config.task.labels), np.random.default_rng(config.run.seed),
+                                          prompt_wording(config.task))
     feedback = [validation[i] for i in picked]
     write_jsonl(target / "feedback.jsonl", feedback)
     metrics = read_json(target / "round.json")

@@ -291,6 +291,17 @@ class FeedbackSection(Strict):
         description="classification: a feedback candidate must be predicted by the student with the label "
         "the teacher wrote it for (mislabelled OOD samples fed back make the teacher write more of them)",
     )
+    echo_run: int = Field(
+        default=5, ge=0,
+        description="a feedback candidate must not repeat a run of this many words of the teacher prompts' own "
+        "instructions ('another topic, domain, style or writer,' fed back as a Sci/Tech example); 0: not checked",
+    )
+    copy_run: int = Field(
+        default=5, ge=0,
+        description="a generated sample whose inputs repeat a run of this many words of the feedback shown to it "
+        "is rejected as copied_feedback (about 13% of the SST-2 samples written beside feedback did; "
+        "docs/benchmarks.md, 'Copying feedback'); 0: kept",
+    )
 
     @model_validator(mode="after")
     def _band(self) -> FeedbackSection:

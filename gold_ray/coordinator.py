@@ -33,6 +33,7 @@ import ray
 
 from gold_ray.config import GoldConfig, validate_config
 from gold_ray.core.feedback import feedback_round_for, pick_feedback
+from gold_ray.core.prompts import prompt_wording
 from gold_ray.core.samples import Sample
 from gold_ray.rundir import TEACHER_EVAL, RunDir, round_name, write_json, write_jsonl
 
@@ -170,7 +171,7 @@ class Coordinator:
         val_scores = {s["id"]: s for s in scores if s["kind"] == "validation"}
         val_energy = np.array([val_scores[s["id"]]["energy"] for s in val_rows])
         picked, eligible, fit = pick_feedback(cfg.feedback, val_rows, train_rows, scores, cfg.task.input_names,
-                                              len(cfg.task.labels), self.rng)
+                                              len(cfg.task.labels), self.rng, prompt_wording(cfg.task))
         if fit is not None and fit < cfg.feedback.min_fit and cfg.feedback.policy != "none":
             self.log(f"[round {r}] no feedback: the student's fit to its training samples is {fit:.2f}, "
                      f"under feedback.min_fit {cfg.feedback.min_fit}")

@@ -213,7 +213,8 @@ class GeneratorServer:
         engine_sampling = {**sampling, "bad_words": request.get("avoid") or None}
         request_id = f"{request['id']}-{time.time_ns()}"  # unique even when a retry reuses the id
         out = await self.engine.complete(request["messages"], schema, engine_sampling, request_id)
-        verdict = parse_output(out.text, spec, request["label_asked"], out.finish_reason, request["prompt_texts"])
+        verdict = parse_output(out.text, spec, request["label_asked"], out.finish_reason, request["prompt_texts"],
+                               request.get("feedback_texts") or (), self.config.feedback.copy_run)
         sample = None
         if isinstance(verdict, Parsed):
             sample = _sample(request, verdict, sampling, self.config.teacher.model, self.replica)

@@ -92,6 +92,15 @@ def test_feedback_eligible_drops_fragments_loops_and_label_disagreements():
         feedback_eligible(texts, labels[:2], predicted, 5, True)
 
 
+def test_feedback_eligible_drops_echoes_of_the_prompts_wording():
+    wording = ["Write a sample that is significantly different from these: another topic, domain, style or writer."]
+    texts = ["another topic, domain, style or writer, and a market report",
+             "a market report on a different topic, in a new style, by another writer"]
+    labels, predicted = ["Business", "Business"], ["Business", "Business"]
+    assert feedback_eligible(texts, labels, predicted, 5, True, wording=wording, echo_run=5).tolist() == [False, True]
+    assert feedback_eligible(texts, labels, predicted, 5, True, wording=wording, echo_run=0).tolist() == [True, True]
+
+
 def test_eligible_validation_matches_scores_by_id_and_skips_unpredicted():
     samples = [{"id": f"v{i}", "fields": {"premise": "one two three", "hypothesis": f"four five six {i}"},
                 "label": "entailment"} for i in range(3)]
@@ -140,7 +149,7 @@ def test_student_fit_is_agreement_above_chance():
 def test_pick_feedback_waits_for_a_student_that_fits_its_training_samples():
     class Settings:  # the FeedbackSection fields pick_feedback reads
         policy, band, k, min_words, max_words, require_agreement, min_fit = "energy_band", (0.5, 0.8), 2, 0, None, True, 0.5
-        by_label = False
+        by_label, echo_run = False, 5
 
     text = "a sample long enough to feed back"
     validation = [{"id": f"v{i}", "fields": {"text": f"{text} {i}"}, "label": "a"} for i in range(10)]
@@ -167,7 +176,7 @@ def test_pick_feedback_waits_for_a_student_that_fits_its_training_samples():
 def test_by_label_picks_each_labels_share_of_k_from_its_own_samples():
     class Settings:  # the FeedbackSection fields pick_feedback reads
         policy, band, k, min_words, max_words, require_agreement, min_fit = "energy_band", (0.0, 1.0), 3, 0, None, True, 0.0
-        by_label = True
+        by_label, echo_run = True, 5
 
     text = "a sample long enough to feed back"
     validation = [{"id": f"v{i}", "fields": {"text": f"{text} {i}"}, "label": "ab"[i % 2]} for i in range(12)]
@@ -178,6 +187,8 @@ def test_by_label_picks_each_labels_share_of_k_from_its_own_samples():
     picked, eligible, _ = pick_feedback(Settings, validation, [], scores, ["text"], 2, rng())
     labels = [validation[i]["label"] for i in picked]
     assert sorted(labels) == ["a", "a", "b"] and 1 not in picked.tolist() and not eligible[1]
+    _, eligible, _ = pick_feedback(Settings, validation, [], scores, ["text"], 2, rng(), ["enough to feed back 4"])
+    assert not eligible[4] and eligible[[0, 2, 3, 5]].all()  # v4 echoes the prompt's wording
     assert label_shares(["x", "y", "y", "z"], 4) == {"x": 2, "y": 1, "z": 1}
     assert label_shares(["x", "y"], 1) == {"x": 1, "y": 0}
     unlabelled = [{**s, "label": None} for s in validation]  # seq2seq: one pool, as without by_label

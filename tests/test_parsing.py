@@ -65,6 +65,24 @@ def test_rejects_junk_with_a_reason(specs, raw, finish, expected):
     assert reason(parse_output(raw, specs["sst2"], "positive", finish, shown)) == expected
 
 
+def test_copies_of_a_run_of_the_feedback_shown_are_rejected_when_asked(specs):
+    shown = ["an odd tale of a lighthouse keeper who paints the storms he fears"]
+    copy = sst("A lighthouse keeper who paints the storms, and the film loves him for it")
+    own = sst("a gentle film about a painter on a windy coast")
+    assert reason(parse_output(copy, specs["sst2"], "positive", "stop", shown, shown, 5)) == P.COPIED_FEEDBACK
+    assert isinstance(parse_output(copy, specs["sst2"], "positive", "stop", shown, shown, 8), Parsed)  # 7 shared
+    assert isinstance(parse_output(copy, specs["sst2"], "positive", "stop", shown, shown, 0), Parsed)  # off
+    assert isinstance(parse_output(copy, specs["sst2"], "positive", "stop", shown), Parsed)  # no feedback shown
+    assert isinstance(parse_output(own, specs["sst2"], "positive", "stop", shown, shown, 5), Parsed)
+
+
+def test_repeats_run_counts_words_as_the_feedback_gate_does():
+    assert P.words_of("Don't stop_now, 2 cats!") == ["don't", "stop", "now", "2", "cats"]
+    assert P.repeats_run("so, another TOPIC domain style or", ["another topic, domain, style or writer"], 5)
+    assert not P.repeats_run("another topic domain style", ["another topic, domain, style or writer"], 5)
+    assert not P.repeats_run("another topic domain style or", ["another topic, domain, style or writer"], 0)
+
+
 def test_label_mismatch_only_when_a_label_was_asked(specs):
     assert isinstance(parse_output(sst("a gloomy slog", "negative"), specs["sst2"], None), Parsed)
 

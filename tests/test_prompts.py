@@ -5,11 +5,13 @@ from pathlib import Path
 import pytest
 
 from gold_ray.config import ConfigError, load_config
+from gold_ray.core.parsing import repeats_run, words_of
 from gold_ray.core.prompts import (
     PromptOptions,
     label_plan,
     label_quotas,
     plan_requests,
+    prompt_wording,
     request_schema,
     topic_plan,
 )
@@ -106,6 +108,25 @@ def test_feedback_steers_by_default_and_is_recorded(sst2):
     assert "differs from the examples as much as these do" in user
     assert "an odd sentence number 0" in user and '"text": "an odd sentence number 0' not in user
     assert "an odd sentence number 0 about opera sets" in reqs[0].prompt_texts[-2]
+    assert reqs[0].feedback_texts == ["an odd sentence number 0 about opera sets",
+                                      "an odd sentence number 1 about opera sets"]
+
+
+def test_prompt_wording_holds_every_instruction_a_prompt_shows(sst2):
+    """The feedback gate's echo check (feedback.echo_run) reads prompt_wording: every line of a
+    prompt long enough to echo, the shown samples aside, must share a five-word run with it."""
+    fb = [feedback_sample(i, f"an odd sentence number {i} about opera sets") for i in range(4)]
+    wording = prompt_wording(sst2)
+    checked = 0
+    for kind, context in (("train", None), ("validation", fb)):
+        for options in (PromptOptions(**ONE_POOL), PromptOptions(**ONE_POOL, prompt_order="shared_first", ood_ask="hard")):
+            req = plan_requests(sst2, options, 1, kind, 2, 0, feedback=fb, context_samples=context)[0]
+            for line in req.messages[-1]["content"].splitlines() + [req.messages[0]["content"]]:
+                if any(text in line for text in req.prompt_texts) or len(words_of(line)) < 5:
+                    continue
+                assert repeats_run(line, wording, 5), line
+                checked += 1
+    assert checked >= 20
 
 
 def test_a_share_of_each_labels_prompts_carries_the_feedback(sst2):

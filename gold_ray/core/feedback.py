@@ -8,23 +8,16 @@ fragments, loops or mislabelled; fed back, they teach the teacher noise). Pure f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from gold_ray.core.parsing import join_inputs
+from gold_ray.core.parsing import join_inputs, repeats_run, words_of
 
 Policy = Callable[[np.ndarray, np.ndarray, tuple[float, float], int, np.random.Generator], np.ndarray]
 
 MIN_DISTINCT_WORD_RATIO = 0.5  # below it a text is a loop ("the subtext is the subtext is ...")
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
-
-
-def words_of(text: str) -> list[str]:
-    """The words the feedback gate counts: runs of letters or digits ("don't" is one), lower-cased."""
-    return [w.lower() for w in _WORD.findall(text)]
 
 
 def feedback_eligible(
@@ -34,12 +27,15 @@ def feedback_eligible(
     min_words: int,
     require_agreement: bool,
     max_words: int | None = None,
+    wording: Sequence[str] = (),
+    echo_run: int = 0,
 ) -> np.ndarray:
     """Which validation samples may be fed back to the teacher.
 
     A sample qualifies when its input text has at least ``min_words`` words (and at most
     ``max_words``, when set: the teacher writes about as long as what it is shown), is not a loop
-    (distinct words / words >= MIN_DISTINCT_WORD_RATIO) and, with ``require_agreement``, the
+    (distinct words / words >= MIN_DISTINCT_WORD_RATIO), does not echo the prompt's own
+    ``wording`` (a run of ``echo_run`` of its words; 0: not checked) and, with ``require_agreement``, the
     student predicts the label the teacher wrote it for: the one check of "still a valid sample
     of its label" the loop has without labelled data. Unlabelled samples and samples without a
     prediction (seq2seq) skip the agreement check.
@@ -55,6 +51,8 @@ def feedback_eligible(
         too_long = max_words is not None and len(words) > max_words
         if len(words) < min_words or too_long or (words and len(set(words)) / len(words) < MIN_DISTINCT_WORD_RATIO):
             keep[i] = False
+        elif echo_run and repeats_run(text, wording, echo_run):
+            keep[i] = False
         elif require_agreement and label is not None and guess is not None and guess != label:
             keep[i] = False
     return keep
@@ -63,13 +61,14 @@ def feedback_eligible(
 def eligible_validation(
     samples: Sequence[Mapping[str, Any]], scores: Sequence[Mapping[str, Any]], input_names: Sequence[str],
     min_words: int, require_agreement: bool, max_words: int | None = None,
+    wording: Sequence[str] = (), echo_run: int = 0,
 ) -> np.ndarray:
     """:func:`feedback_eligible` over a round's validation samples, given the scores of the round
     (matched by id: the student's prediction of each sample)."""
     predicted = {s["id"]: s.get("predicted") for s in scores}
     texts = [join_inputs(s["fields"], input_names) for s in samples]
     return feedback_eligible(texts, [s.get("label") for s in samples], [predicted.get(s["id"]) for s in samples],
-                             min_words, require_agreement, max_words)
+                             min_words, require_agreement, max_words, wording, echo_run)
 
 
 def student_fit(labels: Sequence[str | None], predicted: Sequence[str | None], n_labels: int) -> float | None:
@@ -88,17 +87,20 @@ def student_fit(labels: Sequence[str | None], predicted: Sequence[str | None], n
 def pick_feedback(
     fb: Any, validation: Sequence[Mapping[str, Any]], train: Sequence[Mapping[str, Any]],
     scores: Sequence[Mapping[str, Any]], input_names: Sequence[str], n_labels: int, rng: np.random.Generator,
+    wording: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
     """A round's feedback: ``fb.policy`` (a FeedbackSection) over its eligible validation samples
     (with ``fb.by_label``, over each label's apart: :func:`label_shares`),
     or nothing while the student's :func:`student_fit` on the round's training samples is below
     ``fb.min_fit``: an untrained student's energies lie within hundredths of each other and rank
-    noise. ``scores`` (energy and prediction per sample id) cover both batches.
+    noise. ``scores`` (energy and prediction per sample id) cover both batches. ``wording``: the
+    teacher prompts' own words, which eligible samples must not echo (``fb.echo_run``).
 
     Returns (picked indices into ``validation``, the eligible mask, the fit or None)."""
     by_id = {s["id"]: s for s in scores}
     fit = student_fit([s.get("label") for s in train], [by_id[s["id"]].get("predicted") for s in train], n_labels)
-    eligible = eligible_validation(validation, scores, input_names, fb.min_words, fb.require_agreement, fb.max_words)
+    eligible = eligible_validation(validation, scores, input_names, fb.min_words, fb.require_agreement, fb.max_words,
+                                   wording, fb.echo_run)
     if fit is not None and fit < fb.min_fit:
         return np.empty(0, dtype=np.int64), eligible, fit
     energies = np.array([by_id[s["id"]]["energy"] for s in validation], dtype=np.float64)

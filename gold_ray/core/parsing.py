@@ -9,7 +9,8 @@ string, counted per batch). Checks, in order:
 - text fields: no control characters, whitespace normalised, length within the field's bounds;
 - classification: label in the label set and equal to the label asked for;
 - junk a small teacher writes: meta-text about the task ("Here is a new review..."),
-  prompt-injection-like text, verbatim copies of the prompt's examples;
+  prompt-injection-like text, verbatim copies of the prompt's examples and, when asked,
+  copies of a run of words of the feedback it was shown;
 - extractive QA: the answer is a span of the context; math: the equation evaluates
   (:mod:`gold_ray.core.arith`), uses numbers from the body, and equals the answer.
 
@@ -48,6 +49,7 @@ LABEL_MISMATCH = "label_mismatch"
 META_TEXT = "meta_text"
 INJECTION = "injection"
 COPIED_PROMPT = "copied_prompt"
+COPIED_FEEDBACK = "copied_feedback"
 ANSWER_NOT_IN_CONTEXT = "answer_not_in_context"
 BAD_EQUATION = "bad_equation"
 EQUATION_NUMBERS = "equation_numbers_not_in_body"
@@ -75,6 +77,7 @@ _INJECTION = re.compile(
 )
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"[a-z0-9]+")
+_GATE_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,23 @@ class Parsed:
 class Rejected:
     reason: str
     detail: str = ""
+
+
+def words_of(text: str) -> list[str]:
+    """The words the feedback gate and the copy checks count: runs of letters or digits ("don't"
+    is one), lower-cased."""
+    return [w.lower() for w in _GATE_WORD.findall(text)]
+
+
+def word_runs(words: Sequence[str], n: int) -> set[tuple[str, ...]]:
+    """Every run of ``n`` consecutive words (none when ``n`` < 1 or the text is shorter)."""
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)} if n >= 1 else set()
+
+
+def repeats_run(text: str, sources: Iterable[str], n: int) -> bool:
+    """Whether ``text`` repeats a run of ``n`` words of one of ``sources`` (``n`` 0: never)."""
+    runs = word_runs(words_of(text), n)
+    return bool(runs) and any(runs & word_runs(words_of(source), n) for source in sources)
 
 
 def normalise_text(text: str) -> str:
@@ -107,14 +127,23 @@ def parse_output(
     label_asked: str | None = None,
     finish_reason: str | None = None,
     prompt_texts: Iterable[str] = (),
+    feedback_texts: Sequence[str] = (),
+    copy_run: int = 0,
 ) -> Parsed | Rejected:
     """Turn one raw generation into a validated sample or a rejection. Never raises.
 
     ``prompt_texts``: texts shown in the prompt (examples, feedback); a verbatim copy of one
-    is rejected as ``copied_prompt``.
+    is rejected as ``copied_prompt``. ``feedback_texts``: the feedback among them; with
+    ``copy_run`` n >= 1, inputs repeating a run of n words of one are rejected as
+    ``copied_feedback`` (a small teacher copies what it is shown: docs/benchmarks.md,
+    "Copying feedback").
     """
     try:
-        return _parse(text, spec, label_asked, finish_reason, {dedup_key(t) for t in prompt_texts})
+        parsed = _parse(text, spec, label_asked, finish_reason, {dedup_key(t) for t in prompt_texts})
+        if isinstance(parsed, Parsed) and copy_run and feedback_texts:
+            if repeats_run(sample_text(parsed.fields, spec), feedback_texts, copy_run):
+                return Rejected(COPIED_FEEDBACK)
+        return parsed
     except Exception as exc:  # a bug here must cost one sample, not the batch
         return Rejected("parser_error", f"{type(exc).__name__}: {exc}"[:200])
 

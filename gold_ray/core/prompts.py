@@ -111,6 +111,7 @@ class Request:
     messages: list[dict[str, str]]
     feedback_ids: list[str]
     prompt_texts: list[str] = field(default_factory=list)  # shown texts; a copy of one is rejected
+    feedback_texts: list[str] = field(default_factory=list)  # the feedback among them (feedback.copy_run)
     avoid: list[str] = field(default_factory=list)  # phrases the engine must not generate (bad_words)
     diversity_seed: str | None = None
 
@@ -209,6 +210,7 @@ def plan_requests(
                 messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
                 feedback_ids=[s["id"] for s in fb],
                 prompt_texts=shown,
+                feedback_texts=[_input_text(spec, s["fields"]) for s in fb],
                 avoid=opening_phrases(shown, options.ban_openings),
                 diversity_seed=topic,
             )
@@ -273,6 +275,20 @@ def build_user_message(
             parts.append("Current training samples:\n" + _bullets(spec, context) + "\n" + words.ood_inline)
     parts.append(ask + ". Do not repeat the examples.")
     return "\n\n".join(parts)
+
+
+# The fixed sentences of build_user_message, besides SYSTEM and ASKS.
+_FRAME = ("Fields of the JSON object", "Examples (do not reuse their words)", "Current training samples",
+          "Write one new sample", "Do not repeat the examples.")
+
+
+def prompt_wording(spec: TaskSpec) -> list[str]:
+    """Every instruction a teacher prompt of ``spec`` may contain (not the samples it shows): an
+    OOD sample that repeats a run of it echoes the request ("another topic, domain, style or
+    writer,"), and fed back as an example of its label it teaches the teacher the echo."""
+    asks = [text for ask in ASKS.values() for text in ask.__dict__.values()]
+    described = [spec.description] + [f.description for f in spec.inputs + spec.outputs]
+    return [SYSTEM, *_FRAME, *asks, *described, *(lab.description for lab in spec.labels)]
 
 
 def _bullets(spec: TaskSpec, samples: Sequence[Sample]) -> str:

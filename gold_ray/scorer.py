@@ -12,9 +12,11 @@ score beyond float noise. Passed an ObjectRef, each replica reads the list from 
 object store itself: the batch never passes through the caller.
 
 A scorer actor that dies (killed, out of memory, a crash) is restarted by Ray up to
-``MAX_RESTARTS`` times. Its constructor then re-runs with the pool's *first* checkpoint, so
-the pool puts the current student back (``load``) before it resends the call that failed;
-scoring and loading are idempotent, so a resent call cannot change a result.
+``MAX_RESTARTS`` times. Its constructor then re-runs with its first arguments, so actors are
+built on the base model (which cannot vanish, unlike a round's checkpoint, which the run
+directory deletes once the next round's is saved) and the pool loads the student after; on a
+restart the pool puts the current student back (``load``) before it resends the call that
+failed. Scoring and loading are idempotent, so a resent call cannot change a result.
 """
 
 from __future__ import annotations
@@ -135,8 +137,11 @@ class ScorerPool:
         config_json = config.model_dump_json()
         self.checkpoint = str(checkpoint_dir) if checkpoint_dir else None  # what every replica holds
         self.resends = 0  # calls resent after an actor restart (tests read it)
-        self.actors = [ScorerActor.options(**options).remote(config_json, self.checkpoint)
-                       for _ in range(self.replicas)]
+        # On the base model: a restart re-runs the constructor, and a checkpoint passed to it
+        # may be deleted by then (the run keeps only the newest student).
+        self.actors = [ScorerActor.options(**options).remote(config_json, None) for _ in range(self.replicas)]
+        if self.checkpoint:
+            self.load(self.checkpoint)
 
     def load(self, checkpoint_dir: str | Path | None) -> None:
         """Every replica swaps to ``checkpoint_dir``; returns when all have."""
@@ -162,7 +167,7 @@ class ScorerPool:
         deadline = time.monotonic() + RESTART_TIMEOUT_S
         while True:
             try:
-                if ref is None:  # resend: the restarted constructor loaded the first checkpoint
+                if ref is None:  # resend: the restarted constructor loaded the base model
                     ref = actor.load.remote(self.checkpoint)
                     if method != "load":
                         ray.get(ref)

@@ -9,10 +9,10 @@ from gold_ray import scorer as sc
 
 class FakeActor:
     """Records calls; ``restarts`` calls fail as if Ray were restarting the actor, which then
-    holds the pool's first checkpoint again (its constructor re-ran)."""
+    holds the base model again (its constructor re-ran)."""
 
     def __init__(self, restarts=0, died=False):
-        self.restarts, self.died, self.checkpoint, self.calls = restarts, died, "first", []
+        self.restarts, self.died, self.checkpoint, self.calls = restarts, died, None, []
 
     def __getattr__(self, name):
         actor = self
@@ -32,7 +32,7 @@ def fake_get(ref):
         raise ray.exceptions.ActorDiedError()
     if actor.restarts:
         actor.restarts -= 1
-        actor.checkpoint = "first"
+        actor.checkpoint = None
         raise ray.exceptions.ActorUnavailableError("restarting", None)
     if name == "load":
         actor.checkpoint = args[0]

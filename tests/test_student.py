@@ -5,6 +5,7 @@ A scorer actor is killed twice beside the shared fit's student (a model load cos
 seconds here). Train workers killed during and between rounds: tests/test_train_session.py."""
 
 import itertools
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -112,7 +113,7 @@ def test_trained_student_separates_the_samples_and_exports(trained, sst2_config)
 
 @pytest.mark.timeout(300)
 def test_scorer_survives_its_actor_being_killed_between_and_during_calls(ray_local, trained, sst2_config,
-                                                                         scorer_one):
+                                                                         scorer_one, tmp_path):
     from gold_ray.scorer import ScorerPool
 
     result, samples = trained
@@ -122,10 +123,14 @@ def test_scorer_survives_its_actor_being_killed_between_and_during_calls(ray_loc
     started = time.monotonic()
     assert scorer_one.score(ref) == expected
     seconds = time.monotonic() - started  # one warm scoring pass
-    # Started on the base model: a restarted actor re-runs its constructor with it, so equal
+    # Started on a checkpoint that is then deleted, as a run deletes each round's student once the
+    # next is saved: a restarted actor re-runs its constructor, which must not need it. Equal
     # scores below mean the pool reloaded the current student before resending.
-    pool = ScorerPool(sst2_config, None, replicas=1)
+    first = tmp_path / "r00-student"
+    shutil.copytree(result.checkpoint_dir, first)
+    pool = ScorerPool(sst2_config, first, replicas=1)
     try:
+        shutil.rmtree(first)
         pool.load(result.checkpoint_dir)
         ray_local.kill(pool.actors[0], no_restart=False)  # between calls
         between = pool.score(ref)

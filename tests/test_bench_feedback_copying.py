@@ -44,6 +44,10 @@ def test_run_measures_start_at_round_1_and_see_earlier_validation(tmp_path):
     write_jsonl(r1 / "train.jsonl", [sample("b", "zero one two three four five", shown=["v"]),
                                      sample("c", "seven eight nine")])
     write_jsonl(r1 / "validation.jsonl", [])
-    (m,) = copying.run_measures(tmp_path, n=5, cut=20)
+    write_jsonl(r0 / "feedback.jsonl", [sample("v", "one two three four five six"),
+                                        sample("w", "so: another topic, domain, style or writer")])
+    wording = ["Write a sample from another topic, domain, style or writer."]
+    (m,) = copying.run_measures(tmp_path, n=5, cut=20, wording=wording)
     assert m["round"] == 1 and m["fed"] == 1 and m["copied"] == 1.0 and m["chance"] == 0.0
     assert m["words"] == 4.5
+    assert (m["shown"], m["echoes"]) == (2, 1)  # round 0's feedback, shown in round 1

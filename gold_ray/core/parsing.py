@@ -136,7 +136,7 @@ def parse_output(
     is rejected as ``copied_prompt``. ``feedback_texts``: the feedback among them; with
     ``copy_run`` n >= 1, inputs repeating a run of n words of one are rejected as
     ``copied_feedback`` (a small teacher copies what it is shown: docs/benchmarks.md,
-    "Copying feedback").
+    "keeping copies and echoes out of feedback").
     """
     try:
         parsed = _parse(text, spec, label_asked, finish_reason, {dedup_key(t) for t in prompt_texts})

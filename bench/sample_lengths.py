@@ -4,7 +4,7 @@ For each run directory given (a ``gold-ray run --out`` directory, or a bench/qua
 ``run``), prints per round the mean word count of the accepted training samples, of the OOD
 validation samples and of the samples fed back from that round, side by side, so that runs of
 the same seed under different feedback settings can be compared. Words are counted over all
-input fields, as the feedback gate counts them (``gold_ray.core.feedback.words_of``).
+input fields, as the feedback gate counts them (``gold_ray.core.parsing.words_of``).
 
     PYTHONPATH=. python bench/sample_lengths.py bench-out/quality/sst2/seed0/*/run
 """
@@ -20,8 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gold_ray.config import load_config  # noqa: E402
-from gold_ray.core.feedback import words_of  # noqa: E402
-from gold_ray.core.parsing import join_inputs  # noqa: E402
+from gold_ray.core.parsing import join_inputs, words_of  # noqa: E402
 from gold_ray.rundir import read_jsonl  # noqa: E402
 
 

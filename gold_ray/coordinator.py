@@ -35,6 +35,7 @@ from gold_ray.config import GoldConfig, validate_config
 from gold_ray.core.feedback import feedback_round_for, pick_feedback
 from gold_ray.core.prompts import prompt_wording
 from gold_ray.core.samples import Sample
+from gold_ray.errors import UserError
 from gold_ray.rundir import TEACHER_EVAL, RunDir, round_name, write_json, write_jsonl
 
 CONTEXT_SAMPLES = 6  # training samples shown to the teacher when it is asked for OOD ones
@@ -146,6 +147,8 @@ class Coordinator:
         state["refs"][r] = gen.samples_ref
         self.log(f"[round {r}] generated {gen.accepted} training samples ({_fmt_counts(gen.rejected)} rejected), "
                  f"{gen.tokens / max(gen.seconds, 1e-9):.0f} tokens/s")
+        if state["student"] is None:  # nothing trained yet: an empty batch leaves nothing to train on
+            require_samples(r, gen.accepted, gen.rejected, cfg)
 
         with timings.phase("noise_filter"):
             kept_refs, dropped = self._noise_filter(state, scorer, filter_noise)
@@ -388,6 +391,22 @@ def _quantiles(energies: np.ndarray) -> dict[str, float]:
     if energies.size == 0:
         return {}
     return {f"q{int(q * 100)}": round(float(np.quantile(energies, q)), 4) for q in (0.1, 0.5, 0.8, 0.9)}
+
+
+def require_samples(r: int, accepted: int, rejected: dict[str, int], cfg: GoldConfig) -> None:
+    """Fail a run whose first training batch kept no sample, naming the rejections and the ways out
+    (else the trainer fails later with a bare "no samples to train on")."""
+    if accepted:
+        return
+    truncated = rejected.get("truncated", 0)
+    raise UserError(
+        f"round {r}: the teacher wrote no acceptable training sample ({_fmt_counts(rejected)} rejected of "
+        f"{cfg.generation.train_per_round} asked), so there is nothing to train the student on. "
+        f"{cfg.teacher.model!r} cannot yet write samples of task {cfg.task.name!r} that pass its checks: "
+        "use a larger teacher (teacher.model), check task.examples against the rejections' rules"
+        + (f", or raise teacher.max_tokens (now {cfg.teacher.max_tokens}; {truncated} truncated)" if truncated else "")
+        + "."
+    )
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:

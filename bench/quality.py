@@ -73,6 +73,9 @@ NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_sh
 # feedback mode's is "examples" since 2026-12-03), so those cells stay shared across them.
 FEEDBACK_USE = (("generation", "feedback_share", 1.0), ("generation", "feedback_mode", "steer"),
                 ("generation", "feedback_per_prompt", 2))
+# Settings that do nothing in round 0 (the noise filter has no student to score with yet): round 0's
+# fingerprint takes them at their default, so a run that changes only them reuses the round 0 on disk.
+ROUND0_INERT = (("training", "noise_filter", 0.1),)
 
 
 def cell_overrides(args: argparse.Namespace, seed: int, policy: str) -> list[str]:
@@ -96,7 +99,8 @@ def gold_ray_run(config_path: Path, overrides: list[str], out: Path, resume: boo
 
 def fingerprint(config: dict, part: str) -> str:
     """What a cell's result depends on besides task, seed and policy (which name its directory):
-    the whole config but its output directory, seed, policy, the checkout's path and, for round 0 and the no-feedback
+    the whole config but its output directory, seed, policy, the checkout's path, for round 0 the settings
+    inert there (``ROUND0_INERT``) and, for round 0 and the no-feedback
     policy, the feedback settings (they change nothing there) but, for round 0, ``feedback.ood_ask``
     (it words round 0's OOD validation prompts, which the policies' round-0 feedback is picked
     from). Cells are kept per fingerprint, so a changed default is computed afresh, never read
@@ -107,6 +111,9 @@ def fingerprint(config: dict, part: str) -> str:
     config.pop("base_dir", None)  # where the checkout is
     if part in ("round0", "none"):
         for section, key, default in FEEDBACK_USE:
+            config.setdefault(section, {})[key] = default
+    if part == "round0":
+        for section, key, default in ROUND0_INERT:
             config.setdefault(section, {})[key] = default
     for section, key, neutral in NEUTRAL_DEFAULTS:  # at their default, as if the setting did not exist
         values = config.get(section) or {}

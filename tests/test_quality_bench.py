@@ -113,6 +113,10 @@ def test_cells_are_kept_per_config_that_matters_to_them():
     del ungated["feedback"]["min_fit"]
     assert quality.fingerprint(ungated, "energy_band") == key("energy_band", "feedback.min_fit=0") != base["energy_band"]
     assert all(key(part, "feedback.min_fit=0") == base[part] for part in ("none", "round0"))
+    # the noise filter has no student to act with in round 0, which stays shared; it matters to every policy
+    filterless = {part: key(part, "training.noise_filter=0") for part in base}
+    assert filterless["round0"] == base["round0"]
+    assert filterless["none"] != base["none"] and filterless["energy_band"] != base["energy_band"]
     # anything else matters to all
     assert all(key(part, "training.epochs=3") != base[part] for part in base)
     assert key("none", "run.rounds=2") != base["none"]

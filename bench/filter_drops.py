@@ -16,17 +16,17 @@ Runs nothing; reads the run directories only.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections import Counter
 from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gold_ray.rundir import read_jsonl  # noqa: E402
+
 GROUPS = ("train, feedback shown", "train, no feedback", "OOD validation")
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def group(sample: dict) -> str:
@@ -43,11 +43,11 @@ def drop_shares(run: Path) -> dict[str, tuple[int, int]]:
     kinds = ("train", "validation") if config["generation"].get("validation_trains_student") else ("train",)
     for round_dir in sorted((run / "rounds").glob("r[0-9][0-9]")):
         if seen and (round_dir / "filtered.jsonl").exists():
-            out = {r["id"] for r in rows(round_dir / "filtered.jsonl")}
+            out = {r["id"] for r in read_jsonl(round_dir / "filtered.jsonl")}
             judged.update(seen.values())
             dropped.update(seen[i] for i in out if i in seen)
         for kind in kinds:
-            seen.update((s["id"], group(s)) for s in rows(round_dir / f"{kind}.jsonl"))
+            seen.update((s["id"], group(s)) for s in read_jsonl(round_dir / f"{kind}.jsonl"))
     return {g: (judged[g], dropped[g]) for g in GROUPS}
 
 

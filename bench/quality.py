@@ -74,7 +74,8 @@ NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_sh
 FEEDBACK_USE = (("generation", "feedback_share", 1.0), ("generation", "feedback_mode", "steer"),
                 ("generation", "feedback_per_prompt", 2))
 # Settings that do nothing in round 0 (the noise filter has no student to score with yet): round 0's
-# fingerprint takes them at their default, so a run that changes only them reuses the round 0 on disk.
+# fingerprint takes them at these fixed values (their defaults when added), so a run that changes only
+# them reuses the round 0 on disk.
 ROUND0_INERT = (("training", "noise_filter", 0.1),)
 
 

@@ -37,4 +37,3 @@ def test_untrained_validation_batches_are_not_counted(tmp_path):
     shares = load("filter_drops").drop_shares(fake_run(tmp_path, validation_trains_student=False))
     assert shares["OOD validation"] == (0, 0)
     assert shares["train, no feedback"] == (4, 1)
-

@@ -21,7 +21,6 @@ Runs nothing; reads the run directories only (classification tasks).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gold_ray.config import load_config  # noqa: E402
 from gold_ray.core.feedback import rank_quantiles, student_fit  # noqa: E402
+from gold_ray.rundir import read_jsonl  # noqa: E402
 
 
 def auroc(higher: np.ndarray, lower: np.ndarray) -> float:
@@ -42,19 +42,16 @@ def auroc(higher: np.ndarray, lower: np.ndarray) -> float:
     return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def round_measures(round_dir: Path, n_labels: int) -> dict:
-    train, scores = rows(round_dir / "train.jsonl"), {s["id"]: s for s in rows(round_dir / "scores.jsonl")}
-    validation = rows(round_dir / "validation.jsonl")
+    train = read_jsonl(round_dir / "train.jsonl")
+    scores = {s["id"]: s for s in read_jsonl(round_dir / "scores.jsonl")}
+    validation = read_jsonl(round_dir / "validation.jsonl")
     train_energy = np.array([scores[s["id"]]["energy"] for s in train])
     val_energy = np.array([scores[s["id"]]["energy"] for s in validation])
     fit = student_fit([s.get("label") for s in train], [scores[s["id"]].get("predicted") for s in train], n_labels)
     q10, q90 = np.quantile(val_energy, [0.1, 0.9]) if val_energy.size else (float("nan"), float("nan"))
     quantile = dict(zip((s["id"] for s in validation), rank_quantiles(val_energy), strict=True))
-    fed = rows(round_dir / "feedback.jsonl")
+    fed = read_jsonl(round_dir / "feedback.jsonl")
     return {"round": int(round_dir.name[1:]), "fit": fit, "auroc": auroc(val_energy, train_energy),
             "spread": float(q90 - q10), "fed": len(fed),
             "fed_at": [(float(quantile[s["id"]]), s.get("label")) for s in fed if s["id"] in quantile]}

@@ -11,7 +11,6 @@ fluent samples, and where the fed-back samples rank (0 = most fluent).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gold_ray.embedded import resolve_model
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from gold_ray.rundir import read_jsonl
 
 
 def main() -> None:
@@ -42,10 +38,10 @@ def main() -> None:
         return torch.log_softmax(logits, -1).gather(1, ids[0, 1:, None]).mean().item()
 
     for round_dir in sorted((args.run / "rounds").glob("r*")):
-        energy = {s["id"]: s["energy"] for s in rows(round_dir / "scores.jsonl")}
-        fed = {s["id"] for s in rows(round_dir / "feedback.jsonl")}
+        energy = {s["id"]: s["energy"] for s in read_jsonl(round_dir / "scores.jsonl")}
+        fed = {s["id"] for s in read_jsonl(round_dir / "feedback.jsonl")}
         found = sorted(((fluency(s["fields"]["text"]), energy[s["id"]], s["id"] in fed, s["fields"]["text"][:80])
-                        for s in rows(round_dir / "validation.jsonl")), reverse=True)
+                        for s in read_jsonl(round_dir / "validation.jsonl")), reverse=True)
         flu, en = np.array([f[0] for f in found]), np.array([f[1] for f in found])
         print(f"{round_dir.name}: n={len(found)} fluency q25/q50/q75 {np.percentile(flu, [25, 50, 75]).round(2).tolist()} "
               f"corr(fluency, energy) {np.corrcoef(flu, en)[0, 1]:.2f}; fed ranks {[i for i, f in enumerate(found) if f[2]]}")

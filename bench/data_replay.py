@@ -1,0 +1,156 @@
+"""Data replay: does one run's generated data teach the student more than another's, once the
+student's own training noise is averaged out?
+
+A quality cell (bench/quality.py) trains one student once on one run's data, so its score mixes
+two spreads: what the teacher wrote, and how that student happened to train (its fresh head,
+dropout, sample order). This replays, for each round of a finished run, exactly the rows the
+round trained on (its training samples and those of the rounds before, the earlier rounds' OOD
+validation samples when the run trained on them, less the ids its noise filter dropped:
+``rounds/rNN/filtered.jsonl``), checked against the count the round recorded, in the loop's
+schedule (``training.epochs`` a round, continuing, a fresh AdamW a round, the loop's global
+batch in one process), under several training seeds, and scores each final student on the
+task's eval file. ``--variant NAME=KEY=VALUE,...`` replays the same data with other config
+values (a loss, a rate). The data stay the run's: under a variant, the run's own filter and
+feedback would have picked other samples, so a replay measures the data as written, not a run.
+
+Runs given as ``.../seedN/CELL/run`` (bench/quality.py's layout) are summarised per variant by
+cell name over their seeds, and each cell name against the first, paired by seed.
+
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/data_replay.py /root/gold_ray-quality/sst2/seed*/none-09db0d0d/run \\
+        /root/gold_ray-quality/sst2/seed*/energy_band-5080263d/run --config configs/sst2.yaml --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gold_ray.config import load_config  # noqa: E402
+from gold_ray.evaluation import eval_file, read_eval_file, student_row  # noqa: E402
+from gold_ray.rundir import read_json, read_jsonl  # noqa: E402
+from gold_ray.student import batch_loss, encode, forward, load_student, predict_labels  # noqa: E402
+from gold_ray.trainer import shard_indices, student_rows  # noqa: E402
+
+
+def trained_rows(run: Path, task, with_validation: bool) -> list[list[dict]]:
+    """Per round of ``run``, the student rows that round trained on, in id order (as the
+    trainer sorts them). ValueError when a count differs from the round's ``train_samples``."""
+    rounds, seen = [], []
+    for directory in sorted(run.glob("rounds/r[0-9][0-9]")):
+        seen += student_rows(task, read_jsonl(directory / "train.jsonl"))
+        dropped = {row["id"] for row in read_jsonl(directory / "filtered.jsonl")}  # none in a run without the filter
+        rows = sorted((row for row in seen if row["id"] not in dropped), key=lambda row: row["id"])
+        recorded = read_json(directory / "round.json").get("train_samples")
+        if recorded is not None and recorded != len(rows):
+            raise ValueError(f"{directory}: the round trained on {recorded} samples, the replay has {len(rows)}")
+        rounds.append(rows)
+        if with_validation:
+            seen += student_rows(task, read_jsonl(directory / "validation.jsonl"))
+    if not rounds:
+        raise ValueError(f"{run}: no rounds/rNN directories; give a finished run's directory")
+    return rounds
+
+
+def accuracy(student, rows: list[dict]) -> float:
+    return sum(p == r["target"] for p, r in zip(predict_labels(student, rows), rows, strict=True)) / len(rows)
+
+
+def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int) -> float:
+    """Train a fresh student (seeded by ``seed``) through ``rounds`` as the loop does; its eval accuracy."""
+    training = config.training
+    batch = training.batch_size * training.workers
+    torch.manual_seed(seed)
+    student = load_student(config)
+    for r, rows in enumerate(rounds):
+        optimizer = torch.optim.AdamW(student.param_groups(training.learning_rate, training.head_learning_rate))
+        for epoch in range(training.epochs):
+            student.model.train()
+            order = shard_indices(len(rows), 1, 0, (seed, r, epoch))
+            for i in range(0, len(order), batch):
+                loss = batch_loss(forward(student, encode(student, [rows[j] for j in order[i:i + batch]])),
+                                  training.sce_alpha, training.sce_beta)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return accuracy(student, eval_rows)
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``NAME=KEY=VALUE,KEY=VALUE`` (or ``NAME=`` for the run's own config) -> (NAME, overrides)."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--variant {text!r}: write NAME=KEY=VALUE[,KEY=VALUE...] or NAME=")
+    return name, [item for item in rest.split(",") if item]
+
+
+def sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
+def summary(results: list[dict]) -> list[str]:
+    """Per variant: each cell name's mean over seeds, and each against the first, paired by seed."""
+    lines = []
+    for variant in dict.fromkeys(r["variant"] for r in results):
+        by_cell: dict[str, dict[str, float]] = {}
+        for r in results:
+            if r["variant"] == variant:
+                by_cell.setdefault(r["cell"], {})[r["data_seed"]] = statistics.mean(r["eval"])
+        first, *others = list(by_cell)
+        for cell, means in by_cell.items():
+            values = list(means.values())
+            lines.append(f"- {variant}: {cell}: mean over {len(values)} data seed(s) {statistics.mean(values):.4f} "
+                         f"(sd {sd(values):.4f})")
+        for cell in others:
+            diffs = [100 * (by_cell[cell][s] - by_cell[first][s]) for s in by_cell[cell] if s in by_cell[first]]
+            if diffs:
+                lines.append(f"- {variant}: {cell} - {first} = {statistics.mean(diffs):+.1f} points (per seed "
+                             f"{', '.join(f'{d:+.1f}' for d in diffs)}; sd {sd(diffs):.1f})")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per run")
+    parser.add_argument("--variant", type=parse_variant, action="append", dest="variants",
+                        help="NAME=KEY=VALUE[,KEY=VALUE...] (default: as-run=, the run's own config)")
+    parser.add_argument("--config", type=Path, help="task config for the eval file (default: the run's own)")
+    parser.add_argument("--eval-limit", type=int, help="score only the eval file's first N rows")
+    args = parser.parse_args()
+    variants = args.variants or [("as-run", [])]
+    eval_config = load_config(args.config) if args.config else load_config(args.runs[0] / "config.yaml")
+    task = eval_config.task
+    eval_rows = [student_row(task, ex.fields, ex.gold)
+                 for ex in read_eval_file(eval_file(eval_config, None), task, limit=args.eval_limit)]
+    print(f"{len(args.runs)} run(s), training seeds {args.seeds}, {len(eval_rows)} eval rows")
+    print("| run | variant | rows per round | cell's own | per training seed | mean | sd | s |")
+    print("|---|---|---|---|---|---|---|---|")
+    results = []
+    for run in args.runs:
+        result_file = run.parent / "result.json"
+        own = json.loads(result_file.read_text())["metrics"].get("accuracy") if result_file.exists() else None
+        for name, overrides in variants:
+            config = load_config(run / "config.yaml", overrides)
+            rounds = trained_rows(run, config.task, config.generation.validation_trains_student)
+            started = time.time()
+            scores = [replay(config, rounds, eval_rows, seed) for seed in args.seeds]
+            results.append({"run": str(run), "cell": run.parent.name, "data_seed": run.parent.parent.name,
+                            "variant": name, "overrides": overrides, "eval": scores, "own": own})
+            print(f"| {run.parent.parent.name}/{run.parent.name} | {name} | {'/'.join(str(len(r)) for r in rounds)} | "
+                  f"{'-' if own is None else f'{own:.4f}'} | {', '.join(f'{s:.4f}' for s in scores)} | "
+                  f"{statistics.mean(scores):.4f} | {sd(scores):.4f} | {time.time() - started:.0f} |", flush=True)
+    print("\n".join(summary(results)))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -60,12 +60,16 @@ def trained_rows(run: Path, task, with_validation: bool) -> list[list[dict]]:
     return rounds
 
 
-def accuracy(student, rows: list[dict]) -> float:
-    return sum(p == r["target"] for p, r in zip(predict_labels(student, rows), rows, strict=True)) / len(rows)
+def scored(student, rows: list[dict]) -> tuple[float, float]:
+    """(accuracy on ``rows``, the share of its most predicted label: near 1, a student that collapsed)."""
+    predicted = predict_labels(student, rows)
+    correct = sum(p == r["target"] for p, r in zip(predicted, rows, strict=True))
+    return correct / len(rows), max(predicted.count(label) for label in set(predicted)) / len(rows)
 
 
-def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int) -> float:
-    """Train a fresh student (seeded by ``seed``) through ``rounds`` as the loop does; its eval accuracy."""
+def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int) -> tuple[float, float]:
+    """Train a fresh student (seeded by ``seed``) through ``rounds`` as the loop does; its
+    :func:`scored` (accuracy, top label share) on ``eval_rows``."""
     training = config.training
     batch = training.batch_size * training.workers
     torch.manual_seed(seed)
@@ -81,7 +85,7 @@ def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int) -
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-    return accuracy(student, eval_rows)
+    return scored(student, eval_rows)
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -132,8 +136,8 @@ def main() -> None:
     eval_rows = [student_row(task, ex.fields, ex.gold)
                  for ex in read_eval_file(eval_file(eval_config, None), task, limit=args.eval_limit)]
     print(f"{len(args.runs)} run(s), training seeds {args.seeds}, {len(eval_rows)} eval rows")
-    print("| run | variant | rows per round | cell's own | per training seed | mean | sd | s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| run | variant | rows per round | cell's own | per training seed | mean | sd | top label share | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     results = []
     for run in args.runs:
         result_file = run.parent / "result.json"
@@ -142,12 +146,15 @@ def main() -> None:
             config = load_config(run / "config.yaml", overrides)
             rounds = trained_rows(run, config.task, config.generation.validation_trains_student)
             started = time.time()
-            scores = [replay(config, rounds, eval_rows, seed) for seed in args.seeds]
+            replays = [replay(config, rounds, eval_rows, seed) for seed in args.seeds]
+            scores, top_shares = [a for a, _ in replays], [t for _, t in replays]
             results.append({"run": str(run), "cell": run.parent.name, "data_seed": run.parent.parent.name,
-                            "variant": name, "overrides": overrides, "eval": scores, "own": own})
+                            "variant": name, "overrides": overrides, "eval": scores, "top_share": top_shares,
+                            "own": own})
             print(f"| {run.parent.parent.name}/{run.parent.name} | {name} | {'/'.join(str(len(r)) for r in rounds)} | "
                   f"{'-' if own is None else f'{own:.4f}'} | {', '.join(f'{s:.4f}' for s in scores)} | "
-                  f"{statistics.mean(scores):.4f} | {sd(scores):.4f} | {time.time() - started:.0f} |", flush=True)
+                  f"{statistics.mean(scores):.4f} | {sd(scores):.4f} | {', '.join(f'{t:.2f}' for t in top_shares)} | "
+                  f"{time.time() - started:.0f} |", flush=True)
     print("\n".join(summary(results)))
     print(json.dumps(results))
 

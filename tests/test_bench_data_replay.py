@@ -74,4 +74,18 @@ def test_replay_trains_a_student_through_the_rounds():
     first = rows("the {thing} was {word}")
     rounds = [first, first + rows("a truly {word} {thing}")]
     held_out = rows("i found the {thing} {word}")
-    assert bench.replay(config, rounds, held_out, seed=0) > 0.75
+    accuracy, top_share = bench.replay(config, rounds, held_out, seed=0)
+    assert accuracy > 0.75 and 0.5 <= top_share < 0.75, (accuracy, top_share)  # both labels predicted
+
+
+@pytest.mark.timeout(300)
+def test_main_prints_a_row_per_run_and_variant(tmp_path, monkeypatch, capsys):
+    bench = load("data_replay")
+    run = tmp_path / "seed0" / "none-x" / "run"
+    write_round(run, 0, train=4, validation=2, dropped=[], trained_on=4)
+    (run / "config.yaml").write_text((ROOT / "configs/sst2.yaml").read_text())
+    monkeypatch.setattr("sys.argv", ["data_replay.py", str(run), "--config", str(ROOT / "configs/sst2.yaml"),
+                                     "--seeds", "0", "--eval-limit", "8", "--variant", "ce=training.sce_beta=0"])
+    bench.main()
+    out = capsys.readouterr().out
+    assert "| seed0/none-x | ce | 4 | - |" in out and "- ce: none-x: mean over 1 data seed(s)" in out, out

@@ -67,6 +67,23 @@ def scored(student, rows: list[dict]) -> tuple[float, float]:
     return correct / len(rows), max(predicted.count(label) for label in set(predicted)) / len(rows)
 
 
+def top_label_share(rows: list[dict]) -> float:
+    """The share of ``rows`` whose target is their most common one (0.5 for two balanced labels)."""
+    targets = [row["target"] for row in rows]
+    return max(targets.count(target) for target in set(targets)) / len(targets)
+
+
+def print_rows(runs: list[Path]) -> None:
+    """Per run: the rows each round trains on and their top label share; nothing trained."""
+    print("| run | rows per round | top label share per round |")
+    print("|---|---|---|")
+    for run in runs:
+        config = load_config(run / "config.yaml")
+        rounds = trained_rows(run, config.task, config.generation.validation_trains_student)
+        print(f"| {run.parent.parent.name}/{run.parent.name} | {'/'.join(str(len(r)) for r in rounds)} | "
+              f"{' '.join(f'{top_label_share(r):.2f}' for r in rounds)} |")
+
+
 def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int) -> tuple[float, float]:
     """Train a fresh student (seeded by ``seed``) through ``rounds`` as the loop does; its
     :func:`scored` (accuracy, top label share) on ``eval_rows``."""
@@ -129,7 +146,12 @@ def main() -> None:
                         help="NAME=KEY=VALUE[,KEY=VALUE...] (default: as-run=, the run's own config)")
     parser.add_argument("--config", type=Path, help="task config for the eval file (default: the run's own)")
     parser.add_argument("--eval-limit", type=int, help="score only the eval file's first N rows")
+    parser.add_argument("--rows-only", action="store_true",
+                        help="print the rows each round trains on and their label balance; train nothing")
     args = parser.parse_args()
+    if args.rows_only:
+        print_rows(args.runs)
+        return
     variants = args.variants or [("as-run", [])]
     eval_config = load_config(args.config) if args.config else load_config(args.runs[0] / "config.yaml")
     task = eval_config.task

@@ -43,6 +43,7 @@ def test_trained_rows_are_the_rounds_training_sets(tmp_path):
     ids = [row["id"] for row in rounds[1]]
     assert ids == sorted(ids) and "r00-train-00003" in ids and "r00-validation-00001" in ids
     assert not {"r00-validation-00000", "r01-train-00001", "r01-validation-00000"} & set(ids)
+    assert bench.top_label_share(rounds[0]) == 2 / 3  # ids 0 and 2 of round 0 are "negative"
     with pytest.raises(ValueError, match=r"r01: the round trained on 7 samples, the replay has 6"):
         bench.trained_rows(tmp_path, task, with_validation=False)
     with pytest.raises(ValueError, match="no rounds/rNN"):
@@ -89,3 +90,14 @@ def test_main_prints_a_row_per_run_and_variant(tmp_path, monkeypatch, capsys):
     bench.main()
     out = capsys.readouterr().out
     assert "| seed0/none-x | ce | 4 | - |" in out and "- ce: none-x: mean over 1 data seed(s)" in out, out
+
+
+def test_rows_only_trains_nothing(tmp_path, monkeypatch, capsys):
+    bench = load("data_replay")
+    run = tmp_path / "seed0" / "none-x" / "run"
+    write_round(run, 0, train=4, validation=2, dropped=["r00-train-00001"], trained_on=3)
+    (run / "config.yaml").write_text((ROOT / "configs/sst2.yaml").read_text())
+    monkeypatch.setattr(bench, "replay", None)  # a call would fail
+    monkeypatch.setattr("sys.argv", ["data_replay.py", str(run), "--rows-only"])
+    bench.main()
+    assert "| seed0/none-x | 3 | 0.67 |" in capsys.readouterr().out

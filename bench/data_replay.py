@@ -60,17 +60,16 @@ def trained_rows(run: Path, task, with_validation: bool) -> list[list[dict]]:
     return rounds
 
 
+def top_share(labels: list[str]) -> float:
+    """The share of ``labels`` that are their most common one (0.5 for two balanced labels)."""
+    return max(labels.count(label) for label in set(labels)) / len(labels)
+
+
 def scored(student, rows: list[dict]) -> tuple[float, float]:
-    """(accuracy on ``rows``, the share of its most predicted label: near 1, a student that collapsed)."""
+    """(accuracy on ``rows``, :func:`top_share` of the predictions: near 1, a student that collapsed)."""
     predicted = predict_labels(student, rows)
     correct = sum(p == r["target"] for p, r in zip(predicted, rows, strict=True))
-    return correct / len(rows), max(predicted.count(label) for label in set(predicted)) / len(rows)
-
-
-def top_label_share(rows: list[dict]) -> float:
-    """The share of ``rows`` whose target is their most common one (0.5 for two balanced labels)."""
-    targets = [row["target"] for row in rows]
-    return max(targets.count(target) for target in set(targets)) / len(targets)
+    return correct / len(rows), top_share(predicted)
 
 
 def print_rows(runs: list[Path]) -> None:
@@ -80,8 +79,9 @@ def print_rows(runs: list[Path]) -> None:
     for run in runs:
         config = load_config(run / "config.yaml")
         rounds = trained_rows(run, config.task, config.generation.validation_trains_student)
+        shares = [top_share([row["target"] for row in rows]) for rows in rounds]
         print(f"| {run.parent.parent.name}/{run.parent.name} | {'/'.join(str(len(r)) for r in rounds)} | "
-              f"{' '.join(f'{top_label_share(r):.2f}' for r in rounds)} |")
+              f"{' '.join(f'{share:.2f}' for share in shares)} |")
 
 
 def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int) -> tuple[float, float]:
@@ -163,7 +163,7 @@ def main() -> None:
     results = []
     for run in args.runs:
         result_file = run.parent / "result.json"
-        own = json.loads(result_file.read_text())["metrics"].get("accuracy") if result_file.exists() else None
+        own = read_json(result_file)["metrics"].get("accuracy") if result_file.exists() else None
         for name, overrides in variants:
             config = load_config(run / "config.yaml", overrides)
             rounds = trained_rows(run, config.task, config.generation.validation_trains_student)

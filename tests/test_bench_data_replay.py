@@ -43,7 +43,7 @@ def test_trained_rows_are_the_rounds_training_sets(tmp_path):
     ids = [row["id"] for row in rounds[1]]
     assert ids == sorted(ids) and "r00-train-00003" in ids and "r00-validation-00001" in ids
     assert not {"r00-validation-00000", "r01-train-00001", "r01-validation-00000"} & set(ids)
-    assert bench.top_label_share(rounds[0]) == 2 / 3  # ids 0 and 2 of round 0 are "negative"
+    assert bench.top_share([row["target"] for row in rounds[0]]) == 2 / 3  # ids 0 and 2 of round 0: "negative"
     with pytest.raises(ValueError, match=r"r01: the round trained on 7 samples, the replay has 6"):
         bench.trained_rows(tmp_path, task, with_validation=False)
     with pytest.raises(ValueError, match="no rounds/rNN"):

@@ -7,9 +7,9 @@ dropout, sample order). This replays, for each round of a finished run, exactly 
 round trained on (its training samples and those of the rounds before, the earlier rounds' OOD
 validation samples when the run trained on them, less the ids its noise filter dropped:
 ``rounds/rNN/filtered.jsonl``), checked against the count the round recorded, in the loop's
-schedule (``training.epochs`` a round, continuing, a fresh AdamW a round, the loop's global
-batch in one process), under several training seeds, and scores each final student on the
-task's eval file. ``--variant NAME=KEY=VALUE,...`` replays the same data with other config
+schedule (``training.epochs`` a round, continuing, a fresh AdamW a round with the loop's rate
+schedule, the loop's global batch in one process), under several training seeds, and scores
+each final student on the task's eval file. ``--variant NAME=KEY=VALUE,...`` replays the same data with other config
 values (a loss, a rate). The data stay the run's: under a variant, the run's own filter and
 feedback would have picked other samples, so a replay measures the data as written, not a run.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -37,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from gold_ray.config import load_config  # noqa: E402
 from gold_ray.evaluation import eval_file, read_eval_file, student_row  # noqa: E402
 from gold_ray.rundir import read_json, read_jsonl  # noqa: E402
-from gold_ray.student import batch_loss, encode, forward, load_student, predict_labels  # noqa: E402
+from gold_ray.student import RoundOptimizer, batch_loss, encode, forward, load_student, predict_labels  # noqa: E402
 from gold_ray.trainer import shard_indices, student_rows  # noqa: E402
 
 
@@ -92,16 +93,13 @@ def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int) -
     torch.manual_seed(seed)
     student = load_student(config)
     for r, rows in enumerate(rounds):
-        optimizer = torch.optim.AdamW(student.param_groups(training.learning_rate, training.head_learning_rate))
+        optimizer = RoundOptimizer(student, training, math.ceil(len(rows) / batch) * training.epochs)
         for epoch in range(training.epochs):
             student.model.train()
             order = shard_indices(len(rows), 1, 0, (seed, r, epoch))
             for i in range(0, len(order), batch):
-                loss = batch_loss(forward(student, encode(student, [rows[j] for j in order[i:i + batch]])),
-                                  training.sce_alpha, training.sce_beta)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                optimizer.step(batch_loss(forward(student, encode(student, [rows[j] for j in order[i:i + batch]])),
+                                          training.sce_alpha, training.sce_beta))
     return scored(student, eval_rows)
 
 

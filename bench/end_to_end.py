@@ -139,11 +139,9 @@ class PlainStudent:
         return [score["energy"] for score in self.scores(samples)]
 
     def train(self, samples, round_index) -> float:
-        import torch
-
         st, training = self.st, self.config.training
         rows = self.rows(samples)
-        optimizer = torch.optim.AdamW(self.student.param_groups(training.learning_rate, training.head_learning_rate))
+        optimizer = st.RoundOptimizer(self.student, training, math.ceil(len(rows) / self.batch_size) * training.epochs)
         rng = random.Random(self.config.run.seed + round_index)
         self.student.model.train()
         loss_sum = 0.0
@@ -154,9 +152,7 @@ class PlainStudent:
                 batch = rows[i:i + self.batch_size]
                 loss = st.batch_loss(st.forward(self.student, st.encode(self.student, batch)),
                                      training.sce_alpha, training.sce_beta)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                optimizer.step(loss)
                 loss_sum += loss.item() * len(batch)
         return loss_sum / max(len(rows), 1)
 

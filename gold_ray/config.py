@@ -210,6 +210,15 @@ class TrainingSection(Strict):
         "(docs/benchmarks.md, 'The student reads its encoder by the mean')",
     )
     batch_size: int = Field(default=16, ge=1, description="per worker")
+    lr_warmup: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="fraction of each round's steps over which the rates rise linearly from near 0 (each "
+        "round starts a fresh AdamW)",
+    )
+    lr_decay: Literal["constant", "linear"] = Field(
+        default="constant", description="the rates after the warmup: constant, or falling linearly to 0 at the "
+        "round's end",
+    )
     sce_alpha: float = Field(default=1.0, ge=0, description="weight of cross-entropy")
     sce_beta: float = Field(default=1.0, ge=0, description="weight of reverse cross-entropy")
     noise_filter: float = Field(

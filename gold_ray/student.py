@@ -33,6 +33,7 @@ import torch
 from gold_ray.config import GoldConfig
 from gold_ray.core.energy import energy_from_logits, sequence_energy
 from gold_ray.core.losses import symmetric_cross_entropy
+from gold_ray.core.schedule import lr_factor
 from gold_ray.core.text import ANSWER_CUE, clean_generation
 from gold_ray.embedded import resolve_model
 from gold_ray.errors import UserError
@@ -111,6 +112,27 @@ class Student:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+
+class RoundOptimizer:
+    """A fresh AdamW for one round of training, its rates following ``training.lr_warmup`` and
+    ``training.lr_decay`` over the round's ``steps`` (:func:`gold_ray.core.schedule.lr_factor`).
+    ``first_step``: where a round resumed after a restart picks the schedule up again."""
+
+    def __init__(self, student: Student, training: Any, steps: int, first_step: int = 0):
+        self.optimizer = torch.optim.AdamW(student.param_groups(training.learning_rate, training.head_learning_rate))
+        self.base_rates = [group["lr"] for group in self.optimizer.param_groups]
+        self.training, self.steps, self.step_index = training, steps, first_step
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimizer step on ``loss`` at the schedule's rate for this step."""
+        factor = lr_factor(self.step_index, self.steps, self.training.lr_warmup, self.training.lr_decay)
+        for group, base in zip(self.optimizer.param_groups, self.base_rates, strict=True):
+            group["lr"] = base * factor
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.step_index += 1
 
 
 # ------------------------------------------------------------------ loading and saving

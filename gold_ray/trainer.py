@@ -11,7 +11,8 @@ Compared with a fit per round, this saves the worker-group start-up (~25 s on a 
 machine) and, with ``training.continue_from_previous``, the model load: the student stays in
 worker memory from round to round; a job's ``init_checkpoint`` is loaded only when the workers
 hold no model (the first round; after a restart they load the last checkpoint instead) or every
-round when continue_from_previous is false. Each round gets a fresh AdamW.
+round when continue_from_previous is false. Each round gets a fresh AdamW, its rates following
+``training.lr_warmup`` and ``lr_decay`` over the round's steps (:class:`gold_ray.student.RoundOptimizer`).
 
 Data path (nothing passes through the driver, and no Ray Data): every worker ``ray.get``s the
 job's refs itself, turns the samples into student rows (:func:`student_rows`), sorts them by
@@ -235,7 +236,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
             torch.manual_seed(config.run.seed)  # the same fresh head on every rank and every restart
             student = st.load_student(config, resumed_dir if from_checkpoint else job["init_checkpoint"])
             student.model = ray.train.torch.prepare_model(student.model)  # DDP over gloo (CPU) or nccl (GPU)
-        optimizer = torch.optim.AdamW(student.param_groups(training.learning_rate, training.head_learning_rate))
+        epoch_steps = math.ceil(math.ceil(len(rows) / world) / training.batch_size)  # the same on every rank
+        optimizer = st.RoundOptimizer(student, training, epoch_steps * training.epochs, start_epoch * epoch_steps)
 
         for epoch in range(start_epoch, training.epochs):
             student.model.train()
@@ -245,9 +247,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
                 batch = [rows[j] for j in order[i:i + training.batch_size]]
                 loss = st.batch_loss(st.forward(student, st.encode(student, batch)), training.sce_alpha,
                                      training.sce_beta)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                optimizer.step(loss)
                 totals += torch.tensor([loss.item() * len(batch), len(batch)], dtype=torch.float64, device=device)
             if dist.is_initialized():
                 dist.all_reduce(totals)

@@ -85,9 +85,11 @@ def print_rows(runs: list[Path]) -> None:
               f"{' '.join(f'{share:.2f}' for share in shares)} |")
 
 
-def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int) -> tuple[float, float]:
+def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int,
+           trace: list | None = None) -> tuple[float, float]:
     """Train a fresh student (seeded by ``seed``) through ``rounds`` as the loop does; its
-    :func:`scored` (accuracy, top label share) on ``eval_rows``."""
+    :func:`scored` (accuracy, top label share) on ``eval_rows``. ``trace``: if given, gets every
+    round's student :func:`scored` (where in the run a student starts to lean)."""
     training = config.training
     batch = training.batch_size * training.workers
     torch.manual_seed(seed)
@@ -100,7 +102,12 @@ def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int) -
             for i in range(0, len(order), batch):
                 optimizer.step(batch_loss(forward(student, encode(student, [rows[j] for j in order[i:i + batch]])),
                                           training.sce_alpha, training.sce_beta))
-    return scored(student, eval_rows)
+        if trace is not None and r < len(rounds) - 1:
+            trace.append(scored(student, eval_rows))
+    final = scored(student, eval_rows)
+    if trace is not None:
+        trace.append(final)
+    return final
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -144,6 +151,8 @@ def main() -> None:
                         help="NAME=KEY=VALUE[,KEY=VALUE...] (default: as-run=, the run's own config)")
     parser.add_argument("--config", type=Path, help="task config for the eval file (default: the run's own)")
     parser.add_argument("--eval-limit", type=int, help="score only the eval file's first N rows")
+    parser.add_argument("--per-round", action="store_true",
+                        help="also score each round's student and print its accuracy and top label share")
     parser.add_argument("--rows-only", action="store_true",
                         help="print the rows each round trains on and their label balance; train nothing")
     args = parser.parse_args()
@@ -166,7 +175,8 @@ def main() -> None:
             config = load_config(run / "config.yaml", overrides)
             rounds = trained_rows(run, config.task, config.generation.validation_trains_student)
             started = time.time()
-            replays = [replay(config, rounds, eval_rows, seed) for seed in args.seeds]
+            traces = {seed: [] if args.per_round else None for seed in args.seeds}
+            replays = [replay(config, rounds, eval_rows, seed, traces[seed]) for seed in args.seeds]
             scores, top_shares = [a for a, _ in replays], [t for _, t in replays]
             results.append({"run": str(run), "cell": run.parent.name, "data_seed": run.parent.parent.name,
                             "variant": name, "overrides": overrides, "eval": scores, "top_share": top_shares,
@@ -175,6 +185,10 @@ def main() -> None:
                   f"{'-' if own is None else f'{own:.4f}'} | {', '.join(f'{s:.4f}' for s in scores)} | "
                   f"{statistics.mean(scores):.4f} | {sd(scores):.4f} | {', '.join(f'{t:.2f}' for t in top_shares)} | "
                   f"{time.time() - started:.0f} |", flush=True)
+            for seed, trace in traces.items():
+                if trace:
+                    print(f"  training seed {seed}, by round (accuracy/top label share): "
+                          f"{' '.join(f'{a:.4f}/{t:.2f}' for a, t in trace)}", flush=True)
     print("\n".join(summary(results)))
     print(json.dumps(results))
 

@@ -75,8 +75,10 @@ def test_replay_trains_a_student_through_the_rounds():
     first = rows("the {thing} was {word}")
     rounds = [first, first + rows("a truly {word} {thing}")]
     held_out = rows("i found the {thing} {word}")
-    accuracy, top_share = bench.replay(config, rounds, held_out, seed=0)
+    trace = []
+    accuracy, top_share = bench.replay(config, rounds, held_out, seed=0, trace=trace)
     assert accuracy > 0.75 and 0.5 <= top_share < 0.75, (accuracy, top_share)  # both labels predicted
+    assert len(trace) == 2 and trace[-1] == (accuracy, top_share)  # each round's student, the last is the result
 
 
 @pytest.mark.timeout(300)
@@ -84,12 +86,16 @@ def test_main_prints_a_row_per_run_and_variant(tmp_path, monkeypatch, capsys):
     bench = load("data_replay")
     run = tmp_path / "seed0" / "none-x" / "run"
     write_round(run, 0, train=4, validation=2, dropped=[], trained_on=4)
+    write_round(run, 1, train=3, validation=2, dropped=[], trained_on=9)  # round 0's OOD batch trains too
     (run / "config.yaml").write_text((ROOT / "configs/sst2.yaml").read_text())
     monkeypatch.setattr("sys.argv", ["data_replay.py", str(run), "--config", str(ROOT / "configs/sst2.yaml"),
-                                     "--seeds", "0", "--eval-limit", "8", "--variant", "ce=training.sce_beta=0"])
+                                     "--seeds", "0", "--eval-limit", "8", "--variant", "ce=training.sce_beta=0",
+                                     "--per-round"])
     bench.main()
     out = capsys.readouterr().out
-    assert "| seed0/none-x | ce | 4 | - |" in out and "- ce: none-x: mean over 1 data seed(s)" in out, out
+    assert "| seed0/none-x | ce | 4/9 | - |" in out and "- ce: none-x: mean over 1 data seed(s)" in out, out
+    (by_round,) = [line for line in out.splitlines() if "training seed 0, by round" in line]
+    assert len(by_round.split(": ", 1)[1].split()) == 2, by_round  # one accuracy/share per round
 
 
 def test_rows_only_trains_nothing(tmp_path, monkeypatch, capsys):

@@ -110,6 +110,12 @@ def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int,
     return final
 
 
+def task_eval_rows(config, limit: int | None = None) -> list[dict]:
+    """The task's eval file (its first ``limit`` rows) as student rows with their gold targets."""
+    task = config.task
+    return [student_row(task, ex.fields, ex.gold) for ex in read_eval_file(eval_file(config, None), task, limit=limit)]
+
+
 def parse_variant(text: str) -> tuple[str, list[str]]:
     """``NAME=KEY=VALUE,KEY=VALUE`` (or ``NAME=`` for the run's own config) -> (NAME, overrides)."""
     name, sep, rest = text.partition("=")
@@ -161,10 +167,8 @@ def main() -> None:
         return
     variants = args.variants or [("as-run", [])]
     eval_config = load_config(args.config) if args.config else load_config(args.runs[0] / "config.yaml")
-    task = eval_config.task
-    eval_rows = [student_row(task, ex.fields, ex.gold)
-                 for ex in read_eval_file(eval_file(eval_config, None), task, limit=args.eval_limit)]
-    print(f"{len(args.runs)} run(s), training seeds {args.seeds}, {len(eval_rows)} eval rows")
+    scored_on = task_eval_rows(eval_config, args.eval_limit)
+    print(f"{len(args.runs)} run(s), training seeds {args.seeds}, {len(scored_on)} eval rows")
     print("| run | variant | rows per round | cell's own | per training seed | mean | sd | top label share | s |")
     print("|---|---|---|---|---|---|---|---|---|")
     results = []
@@ -176,7 +180,7 @@ def main() -> None:
             rounds = trained_rows(run, config.task, config.generation.validation_trains_student)
             started = time.time()
             traces = {seed: [] if args.per_round else None for seed in args.seeds}
-            replays = [replay(config, rounds, eval_rows, seed, traces[seed]) for seed in args.seeds]
+            replays = [replay(config, rounds, scored_on, seed, traces[seed]) for seed in args.seeds]
             scores, top_shares = [a for a, _ in replays], [t for _, t in replays]
             results.append({"run": str(run), "cell": run.parent.name, "data_seed": run.parent.parent.name,
                             "variant": name, "overrides": overrides, "eval": scores, "top_share": top_shares,

@@ -25,6 +25,11 @@ Runs that share a seed share round 0 (no feedback exists before it): it runs onc
 re-picked with its own policy from the stored energies (the random policy then draws from a
 fresh generator of the seed, not from the one the coordinator used for round 0's context).
 
+A cell trains one student once, and that training alone moves an SST-2 cell by 1-3 points (sd)
+and now and then by 15 (docs/benchmarks.md, "the same data trained again"). ``--replays K``
+also trains K fresh students on each cell's data (bench/data_replay.py: the exact rows of each
+round, training seeds 0..K-1) and tables the mean of their scores beside the cell's own.
+
     PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py --tasks sst2 --seeds 0 1 2
     PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py --tasks sst2 ag_news rte --policies energy_band none
     PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py --finished-only   # the table so far, runs nothing
@@ -261,6 +266,49 @@ def run_cell(args: argparse.Namespace, task: str, seed: int, policy: str, work: 
     return result
 
 
+def with_replays(result: dict, cell: Path, record: Path, replays: int) -> dict:
+    """``result`` with its run's data trained again by fresh students under training seeds
+    0..replays-1 (bench/data_replay.py: the rows each round trained on, the run's config), scored
+    on the whole eval file: one training's noise (1-3 points sd on SST-2, now and then a collapse)
+    averages out of the cell's score. Computed once, kept in the cell's result and record; a cell
+    whose run is not in --work (read back from the record) keeps what it has."""
+    seeds = list(range(replays))
+    kept = result.get("replays")
+    run = cell / "run"
+    if (kept and kept["seeds"][:replays] == seeds) or not (run / "config.yaml").exists():
+        return result
+    replay_bench = _data_replay()
+    config = load_config(run / "config.yaml")
+    rounds = replay_bench.trained_rows(run, config.task, config.generation.validation_trains_student)
+    eval_rows = replay_bench.task_eval_rows(load_config(config_file(result["task"])))
+    print(f"  {result['task']} seed {result['seed']} {result['policy']}: {replays} replay(s) of its data", flush=True)
+    started = time.perf_counter()
+    scores = [replay_bench.replay(config, rounds, eval_rows, seed) for seed in seeds]
+    stored = {key: value for key, value in result.items() if key not in ("resumed",)}
+    stored["replays"] = {"seeds": seeds, "accuracy": [a for a, _ in scores], "top_share": [t for _, t in scores],
+                         "seconds": round(time.perf_counter() - started), "computed": time.strftime("%Y-%m-%d %H:%M"),
+                         "commit": commit()}
+    write_json(cell / "result.json", stored)
+    write_json(recorded(record, cell), stored)
+    return {**result, "replays": stored["replays"]}
+
+
+def _data_replay():
+    """bench/data_replay.py as a module (bench/ holds scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("data_replay", Path(__file__).with_name("data_replay.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def replay_mean(cell: dict) -> float | None:
+    """The mean accuracy of a cell's replays, None without them."""
+    kept = cell.get("replays")
+    return statistics.fmean(kept["accuracy"]) if kept else None
+
+
 def run_teacher(args: argparse.Namespace, task: str, work: Path, record: Path) -> dict | None:
     """The teacher's few-shot score: `evaluate_teacher` (offline vLLM) in a child process, so
     that its engine is gone before the next run starts. None with --finished-only when not yet computed."""
@@ -309,7 +357,8 @@ def summarize(values: list[float]) -> tuple[float, float]:
 
 
 def table(cells: list[dict], teachers: dict[str, dict], seeds_asked: list[int]) -> list[str]:
-    lines = ["| task | policy | seeds | mean | sd | per seed | computed |", "|---|---|---|---|---|---|---|"]
+    lines = ["| task | policy | seeds | mean | sd | per seed | computed | replays: mean (sd) |",
+             "|---|---|---|---|---|---|---|---|"]
     for task in dict.fromkeys(c["task"] for c in cells):
         for policy in dict.fromkeys(c["policy"] for c in cells if c["task"] == task):
             rows = sorted((c for c in cells if c["task"] == task and c["policy"] == policy), key=lambda c: c["seed"])
@@ -320,12 +369,23 @@ def table(cells: list[dict], teachers: dict[str, dict], seeds_asked: list[int]) 
             when = ", ".join(sorted({c["computed"][:10] for c in rows}))
             partial = "" if len(rows) == len(seeds_asked) else " (partial)"
             lines.append(f"| {task} | {policy} | {len(rows)}{partial} | {mean:.4f} | {_fmt(sd)} | {per_seed} "
-                         f"({name}, n={rows[0]['metrics']['n']}) | {when} |")
+                         f"({name}, n={rows[0]['metrics']['n']}) | {when} | {_replays_column(rows)} |")
         if task in teachers:
             name, value = headline(teachers[task]["metrics"])
             lines.append(f"| {task} | teacher few-shot | - | {value:.4f} | - | {name}, first "
-                         f"n={teachers[task]['metrics']['n']} rows | {teachers[task]['computed'][:10]} |")
+                         f"n={teachers[task]['metrics']['n']} rows | {teachers[task]['computed'][:10]} | - |")
     return lines
+
+
+def _replays_column(rows: list[dict]) -> str:
+    """Over seeds, the mean and sd of the cells' replay means, with the replays per cell; "-"
+    unless every cell of the row has them."""
+    means = [replay_mean(c) for c in rows]
+    if any(m is None for m in means):
+        return "-"
+    mean, sd = summarize(means)
+    counts = sorted({len(c["replays"]["accuracy"]) for c in rows})
+    return f"{mean:.4f} ({_fmt(sd)}), {'/'.join(map(str, counts))} a cell"
 
 
 def checks(cells: list[dict], teachers: dict[str, dict]) -> list[str]:
@@ -344,6 +404,9 @@ def checks(cells: list[dict], teachers: dict[str, dict]) -> list[str]:
         if gold and plain:
             gains.append(gold[0] - plain[0])
             out.append(_difference(task, "GOLD - no feedback", gold, plain))
+            replayed = [_replayed(cells, task, policy) for policy in ("energy_band", "none")]
+            if all(replayed):
+                out.append(_difference(task, "GOLD - no feedback on the replay means", *replayed))
         if gold and chance:  # does the energy band's choice of feedback beat a random choice of as many?
             out.append(_difference(task, "GOLD - random feedback", gold, chance))
         if gold and task in teachers:
@@ -355,6 +418,12 @@ def checks(cells: list[dict], teachers: dict[str, dict]) -> list[str]:
         out.append(f"- GOLD - no feedback, averaged over {len(gains)} task(s): {100 * gain:+.1f} points "
                    f"(target +3, outside one sd of each task above): {'met' if gain >= 0.03 else 'missed'} on the mean")
     return out
+
+
+def _replayed(cells: list[dict], task: str, policy: str) -> tuple | None:
+    """(mean, sd, seeds) of the replay means of (task, policy)'s cells; None unless all have replays."""
+    means = [replay_mean(c) for c in cells if c["task"] == task and c["policy"] == policy]
+    return summarize(means) + (len(means),) if means and None not in means else None
 
 
 def _difference(task: str, what: str, a: tuple, b: tuple) -> str:
@@ -396,6 +465,9 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="print the table only")
     parser.add_argument("--finished-only", action="store_true",
                         help="run nothing: table the finished cells, list the others as not run (a partial table)")
+    parser.add_argument("--replays", type=int, default=0, metavar="K",
+                        help="also train each cell's data again K times (training seeds 0..K-1, bench/data_replay.py, "
+                        "about 3 min each on SST-2 8x128) and table their means beside the cells'")
     parser.add_argument("--teacher-of", help=argparse.SUPPRESS)  # the child process of run_teacher
     args = parser.parse_args()
     work, record = Path(args.work).resolve(), Path(args.record).resolve()
@@ -422,10 +494,13 @@ def main() -> None:
                         continue
                 else:
                     cell = run_cell(args, task, seed, policy, work, record)
+                    if args.replays:
+                        cell = with_replays(cell, cell_dir(args, task, seed, policy, work)[0], record, args.replays)
                 cells.append(cell)
                 name, value = headline(cell["metrics"])
+                replayed = "" if replay_mean(cell) is None else f", replays' mean {replay_mean(cell):.4f}"
                 print(f"  {task} seed {seed} {policy}: {name}={value:.4f} "
-                      f"({cell['seconds']}s{', read back' if cell.get('resumed') else ''})", flush=True)
+                      f"({cell['seconds']}s{', read back' if cell.get('resumed') else ''}{replayed})", flush=True)
     lines = [f"Command: `PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/quality.py {shlex.join(sys.argv[1:])}`; "
              f"machine: {platform.machine()}, {os.cpu_count()} CPUs; budget {args.rounds} rounds x ({args.train} "
              f"training + {args.validation} validation) samples; the cells took {sum(c['seconds'] for c in cells)} s "

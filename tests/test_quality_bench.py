@@ -209,3 +209,39 @@ def test_finished_only_tables_what_exists_and_runs_nothing(tmp_path, monkeypatch
     assert ("Not run yet (the table is partial without them): sst2 seed 0 energy_band, sst2 seed 0 none, "
             "sst2 seed 1 energy_band, rte teacher few-shot, rte seed 0 energy_band") in out
     assert "0 computed by this invocation" in out
+
+
+def test_replays_are_computed_once_kept_in_the_record_and_tabled(tmp_path, monkeypatch):
+    """--replays K: each cell's data trained again under K training seeds (the training itself is
+    data_replay.replay, tested in test_bench_data_replay; here a stand-in scores by seed)."""
+    quality = load("quality")
+    calls = []
+    stand_in = argparse.Namespace(
+        trained_rows=lambda run, task, with_validation: [["rows of round 0"]],
+        task_eval_rows=lambda config: ["eval rows"],
+        replay=lambda config, rounds, rows, seed: calls.append(seed) or (0.70 + seed / 100, 0.5))
+    monkeypatch.setattr(quality, "_data_replay", lambda: stand_in)
+    work, record = tmp_path / "work", tmp_path / "record"
+    cell_path = work / "sst2" / "seed0" / "none-abcd1234"
+    (cell_path / "run").mkdir(parents=True)
+    (cell_path / "run" / "config.yaml").write_text((ROOT / "configs/sst2.yaml").read_text())
+    result = cell("sst2", 0, "none", 0.66)
+    replayed = quality.with_replays(result, cell_path, record, 3)
+    assert calls == [0, 1, 2] and replayed["replays"]["accuracy"] == pytest.approx([0.70, 0.71, 0.72])
+    assert quality.replay_mean(replayed) == pytest.approx(0.71)
+    kept = json.loads((record / "sst2" / "seed0" / "none-abcd1234.json").read_text())
+    assert kept["replays"]["seeds"] == [0, 1, 2] and kept["metrics"]["accuracy"] == 0.66  # the cell's own stays
+    assert json.loads((cell_path / "result.json").read_text())["replays"] == kept["replays"]
+    assert quality.with_replays(replayed, cell_path, record, 2) is replayed and calls == [0, 1, 2]  # none again
+    gone = work / "sst2" / "seed1" / "none-abcd1234"  # read back from the record only: nothing to replay
+    assert quality.with_replays(cell("sst2", 1, "none", 0.6), gone, record, 3).get("replays") is None
+    # the table's last column and the check on replay means, only where every cell has replays
+    gold = [{**cell("sst2", s, "energy_band", 0.7), "replays": {"accuracy": [0.74 + s / 100] * 3}} for s in (0, 1)]
+    plain = [{**cell("sst2", s, "none", 0.7), "replays": {"accuracy": [0.70, 0.72, 0.74]}} for s in (0, 1)]
+    lines = quality.table(gold + plain, {}, seeds_asked=[0, 1])
+    assert lines[2].endswith("| 0.7450 (0.0071), 3 a cell |") and lines[3].endswith("| 0.7200 (0.0000), 3 a cell |")
+    found = "\n".join(quality.checks(gold + plain, {}))
+    assert "sst2: GOLD - no feedback on the replay means = +2.5 points (larger seed sd 0.7 points)" in found
+    lines = quality.table(gold + [cell("sst2", 0, "none", 0.7)], {}, seeds_asked=[0])
+    assert lines[3].endswith("| - |")
+    assert "replay means" not in "\n".join(quality.checks(gold + [cell("sst2", 0, "none", 0.7)], {}))

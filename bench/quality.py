@@ -197,7 +197,10 @@ def other_cells(work: Path, record: Path, tasks: list[str], shown: list[dict]) -
             if (task, cell["seed"], name) in current:
                 continue
             metric, value = headline(cell["metrics"])
-            lines.append(f"- {task} seed {cell['seed']} `{name}`: {metric} {value:.4f} (computed {cell['computed']})")
+            replays = "" if replay_mean(cell) is None else (f"; its {len(cell['replays']['accuracy'])} replays' mean "
+                                                            f"{replay_mean(cell):.4f}")
+            lines.append(f"- {task} seed {cell['seed']} `{name}`: {metric} {value:.4f} (computed {cell['computed']}"
+                         f"{replays})")
     return ["Cells of other configs kept in --work or --record (not in the table):", *lines] if lines else []
 
 

@@ -165,12 +165,13 @@ def test_cells_of_other_configs_are_listed_not_tabled(tmp_path):
     for name, accuracy in (("energy_band-aaaa1111", 0.70), ("energy_band-bbbb2222", 0.66)):
         write_json(work / "sst2" / "seed0" / name / "result.json", cell("sst2", 0, "energy_band", accuracy))
     write_json(record / "sst2" / "seed0" / "energy_band-bbbb2222.json", cell("sst2", 0, "energy_band", 0.66))
-    write_json(record / "sst2" / "seed0" / "energy_band-cccc3333.json", cell("sst2", 0, "energy_band", 0.64))
+    write_json(record / "sst2" / "seed0" / "energy_band-cccc3333.json",
+               {**cell("sst2", 0, "energy_band", 0.64), "replays": {"accuracy": [0.70, 0.72]}})
     shown = [{**cell("sst2", 0, "energy_band", 0.70), "config": "aaaa1111"}]
     lines = quality.other_cells(work, record, ["sst2"], shown)
     assert len(lines) == 3  # the title, bbbb2222 once (in both), cccc3333 (in the record only)
     assert "energy_band-bbbb2222" in lines[1] and "0.6600" in lines[1]
-    assert "energy_band-cccc3333" in lines[2] and "0.6400" in lines[2]
+    assert "energy_band-cccc3333" in lines[2] and "0.6400" in lines[2] and "its 2 replays' mean 0.7100" in lines[2]
     others = [{**shown[0], "config": key} for key in ("bbbb2222", "cccc3333")]
     assert quality.other_cells(work, record, ["sst2"], [*shown, *others]) == []
 

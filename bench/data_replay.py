@@ -9,8 +9,8 @@ validation samples when the run trained on them, less the ids its noise filter d
 ``rounds/rNN/filtered.jsonl``), checked against the count the round recorded, in the loop's
 schedule (``training.epochs`` a round, continuing, a fresh AdamW a round with the loop's rate
 schedule, the loop's global batch in one process), under several training seeds, and scores
-each final student on the task's eval file. ``--variant NAME=KEY=VALUE,...`` replays the same data with other config
-values (a loss, a rate). The data stay the run's: under a variant, the run's own filter and
+each final student on the task's eval file (``--per-round``: every round's student).
+``--variant NAME=KEY=VALUE,...`` replays the same data with other config values (a loss, a rate). The data stay the run's: under a variant, the run's own filter and
 feedback would have picked other samples, so a replay measures the data as written, not a run.
 
 Runs given as ``.../seedN/CELL/run`` (bench/quality.py's layout) are summarised per variant by

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -39,7 +38,7 @@ from gold_ray.config import load_config  # noqa: E402
 from gold_ray.evaluation import eval_file, read_eval_file, student_row  # noqa: E402
 from gold_ray.rundir import read_json, read_jsonl  # noqa: E402
 from gold_ray.student import RoundOptimizer, batch_loss, encode, forward, load_student, predict_labels  # noqa: E402
-from gold_ray.trainer import shard_indices, student_rows  # noqa: E402
+from gold_ray.trainer import round_steps, shard_indices, student_rows  # noqa: E402
 
 
 def trained_rows(run: Path, task, with_validation: bool) -> list[list[dict]]:
@@ -95,7 +94,7 @@ def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int,
     torch.manual_seed(seed)
     student = load_student(config)
     for r, rows in enumerate(rounds):
-        optimizer = RoundOptimizer(student, training, math.ceil(len(rows) / batch) * training.epochs)
+        optimizer = RoundOptimizer(student, training, round_steps(len(rows), 1, batch, training.epochs))
         for epoch in range(training.epochs):
             student.model.train()
             order = shard_indices(len(rows), 1, 0, (seed, r, epoch))

@@ -139,9 +139,11 @@ class PlainStudent:
         return [score["energy"] for score in self.scores(samples)]
 
     def train(self, samples, round_index) -> float:
+        from gold_ray.trainer import round_steps
+
         st, training = self.st, self.config.training
         rows = self.rows(samples)
-        optimizer = st.RoundOptimizer(self.student, training, math.ceil(len(rows) / self.batch_size) * training.epochs)
+        optimizer = st.RoundOptimizer(self.student, training, round_steps(len(rows), 1, self.batch_size, training.epochs))
         rng = random.Random(self.config.run.seed + round_index)
         self.student.model.train()
         loss_sum = 0.0

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from gold_ray.core.schedule import Decay
 from gold_ray.errors import UserError
 from gold_ray.tasks.spec import Strict, TaskSpec
 
@@ -215,7 +216,7 @@ class TrainingSection(Strict):
         description="fraction of each round's steps over which the rates rise linearly from near 0 (each "
         "round starts a fresh AdamW)",
     )
-    lr_decay: Literal["constant", "linear"] = Field(
+    lr_decay: Decay = Field(
         default="constant", description="the rates after the warmup: constant, or falling linearly to 0 at the "
         "round's end. On SST-2, linear (with lr_warmup=0.1) removed a student's collapse onto one label in a "
         "run's last round but cost plain generation's data 1.1 points (docs/benchmarks.md, 'where the collapse "

@@ -124,6 +124,12 @@ def shard_indices(n: int, world: int, rank: int, seed: Sequence[int]) -> list[in
     return padded[rank::world].tolist()
 
 
+def round_steps(n: int, world: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of a round of ``n`` rows on every rank: each epoch's shard
+    (:func:`shard_indices`, ceil(n / world) rows) in batches of ``batch_size``, ``epochs`` times."""
+    return math.ceil(math.ceil(n / world) / batch_size) * epochs
+
+
 def round_start(
     state: Mapping[str, Any] | None, seq: int, continue_from_previous: bool
 ) -> tuple[int, list[float], bool]:
@@ -236,8 +242,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
             torch.manual_seed(config.run.seed)  # the same fresh head on every rank and every restart
             student = st.load_student(config, resumed_dir if from_checkpoint else job["init_checkpoint"])
             student.model = ray.train.torch.prepare_model(student.model)  # DDP over gloo (CPU) or nccl (GPU)
-        epoch_steps = math.ceil(math.ceil(len(rows) / world) / training.batch_size)  # the same on every rank
-        optimizer = st.RoundOptimizer(student, training, epoch_steps * training.epochs, start_epoch * epoch_steps)
+        optimizer = st.RoundOptimizer(student, training, round_steps(len(rows), world, training.batch_size, training.epochs),
+                                      round_steps(len(rows), world, training.batch_size, start_epoch))
 
         for epoch in range(start_epoch, training.epochs):
             student.model.train()

@@ -26,6 +26,15 @@ def test_shards_are_equal_cover_every_row_and_follow_the_seed():
     assert tr.shard_indices(50, 2, 0, (0, 1)) != tr.shard_indices(50, 2, 0, (0, 2))  # reshuffled per epoch
 
 
+def test_round_steps_are_the_batches_of_every_epochs_shard():
+    for n in (1, 7, 16, 33):
+        for world in (1, 2, 3):
+            for batch in (1, 4, 16):
+                shard = tr.shard_indices(n, world, 0, (0, 0))
+                assert tr.round_steps(n, world, batch, 3) == 3 * len(range(0, len(shard), batch)), (n, world, batch)
+    assert tr.round_steps(1052, 1, 32, 1) == 33 and tr.round_steps(1052, 2, 16, 2) == 66
+
+
 def test_round_start_resumes_the_round_of_the_checkpoint_or_starts_the_next_from_it():
     for continuing in (True, False):
         assert tr.round_start(None, 0, continuing) == (0, [], False)  # a fresh worker group

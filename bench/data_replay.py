@@ -9,7 +9,8 @@ validation samples when the run trained on them, less the ids its noise filter d
 ``rounds/rNN/filtered.jsonl``), checked against the count the round recorded, in the loop's
 schedule (``training.epochs`` a round, continuing, a fresh AdamW a round with the loop's rate
 schedule, the loop's global batch in one process), under several training seeds, and scores
-each final student on the task's eval file (``--per-round``: every round's student).
+each final student on the task's eval file (``--per-round``: every round's student;
+``--averages K``: also the uniform average of the last K rounds' end weights).
 ``--variant NAME=KEY=VALUE,...`` replays the same data with other config values (a loss, a rate). The data stay the run's: under a variant, the run's own filter and
 feedback would have picked other samples, so a replay measures the data as written, not a run.
 
@@ -84,12 +85,24 @@ def print_rows(runs: list[Path]) -> None:
               f"{' '.join(f'{share:.2f}' for share in shares)} |")
 
 
+def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The uniform average of model ``states`` (state dicts): floating tensors averaged, others
+    (integer buffers such as position ids) taken from the last state."""
+    last = states[-1]
+    return {name: torch.stack([s[name] for s in states]).mean(dim=0) if tensor.is_floating_point() else tensor
+            for name, tensor in last.items()}
+
+
 def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int,
-           trace: list | None = None) -> tuple[float, float]:
+           trace: list | None = None, averages: dict[int, tuple] | None = None) -> tuple[float, float]:
     """Train a fresh student (seeded by ``seed``) through ``rounds`` as the loop does; its
     :func:`scored` (accuracy, top label share) on ``eval_rows``. ``trace``: if given, gets every
-    round's student :func:`scored` (where in the run a student starts to lean)."""
+    round's student :func:`scored` (where in the run a student starts to lean). ``averages``: if
+    given, its keys K (0: every round) get the :func:`scored` of the uniform average of the last K
+    rounds' end weights (:func:`mean_state`; does averaging damp the last round's swing?)."""
     training = config.training
+    kept = max((k or len(rounds) for k in averages), default=0) if averages is not None else 0
+    ends: list[dict[str, torch.Tensor]] = []
     batch = training.batch_size * training.workers
     torch.manual_seed(seed)
     student = load_student(config)
@@ -103,9 +116,14 @@ def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int,
                                           training.sce_alpha, training.sce_beta))
         if trace is not None and r < len(rounds) - 1:
             trace.append(scored(student, eval_rows))
+        if kept:
+            ends = [*ends, {k: v.detach().clone() for k, v in student.model.state_dict().items()}][-kept:]
     final = scored(student, eval_rows)
     if trace is not None:
         trace.append(final)
+    for k in averages or {}:
+        student.model.load_state_dict(mean_state(ends[-k:] if k else ends))
+        averages[k] = scored(student, eval_rows)
     return final
 
 
@@ -158,6 +176,8 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, help="score only the eval file's first N rows")
     parser.add_argument("--per-round", action="store_true",
                         help="also score each round's student and print its accuracy and top label share")
+    parser.add_argument("--averages", type=int, nargs="+", default=[], metavar="K",
+                        help="also score the uniform average of the last K rounds' end weights (0: every round)")
     parser.add_argument("--rows-only", action="store_true",
                         help="print the rows each round trains on and their label balance; train nothing")
     args = parser.parse_args()
@@ -179,11 +199,13 @@ def main() -> None:
             rounds = trained_rows(run, config.task, config.generation.validation_trains_student)
             started = time.time()
             traces = {seed: [] if args.per_round else None for seed in args.seeds}
-            replays = [replay(config, rounds, scored_on, seed, traces[seed]) for seed in args.seeds]
+            averaged = {seed: dict.fromkeys(args.averages) if args.averages else None for seed in args.seeds}
+            replays = [replay(config, rounds, scored_on, seed, traces[seed], averaged[seed]) for seed in args.seeds]
             scores, top_shares = [a for a, _ in replays], [t for _, t in replays]
             results.append({"run": str(run), "cell": run.parent.name, "data_seed": run.parent.parent.name,
                             "variant": name, "overrides": overrides, "eval": scores, "top_share": top_shares,
-                            "own": own})
+                            "own": own, **({"averages": {seed: {str(k): v for k, v in by_k.items()}
+                                                         for seed, by_k in averaged.items()}} if args.averages else {})})
             print(f"| {run.parent.parent.name}/{run.parent.name} | {name} | {'/'.join(str(len(r)) for r in rounds)} | "
                   f"{'-' if own is None else f'{own:.4f}'} | {', '.join(f'{s:.4f}' for s in scores)} | "
                   f"{statistics.mean(scores):.4f} | {sd(scores):.4f} | {', '.join(f'{t:.2f}' for t in top_shares)} | "
@@ -192,6 +214,16 @@ def main() -> None:
                 if trace:
                     print(f"  training seed {seed}, by round (accuracy/top label share): "
                           f"{' '.join(f'{a:.4f}/{t:.2f}' for a, t in trace)}", flush=True)
+            for seed, by_k in averaged.items():
+                if by_k:
+                    print(f"  training seed {seed}, averages of the last K round ends (K=0: all; accuracy/top label "
+                          f"share): {' '.join(f'K={k} {a:.4f}/{t:.2f}' for k, (a, t) in by_k.items())}", flush=True)
+            if args.averages:
+                for k in args.averages:
+                    means = [averaged[seed][k][0] for seed in args.seeds]
+                    print(f"  average of the last K={k or 'all'} round ends: mean {statistics.mean(means):.4f} "
+                          f"({statistics.mean(means) - statistics.mean(scores):+.4f} against the final students)",
+                          flush=True)
     print("\n".join(summary(results)))
     print(json.dumps(results))
 

@@ -75,10 +75,23 @@ def test_replay_trains_a_student_through_the_rounds():
     first = rows("the {thing} was {word}")
     rounds = [first, first + rows("a truly {word} {thing}")]
     held_out = rows("i found the {thing} {word}")
-    trace = []
-    accuracy, top_share = bench.replay(config, rounds, held_out, seed=0, trace=trace)
+    trace, averages = [], {1: None, 0: None}
+    accuracy, top_share = bench.replay(config, rounds, held_out, seed=0, trace=trace, averages=averages)
     assert accuracy > 0.75 and 0.5 <= top_share < 0.75, (accuracy, top_share)  # both labels predicted
     assert len(trace) == 2 and trace[-1] == (accuracy, top_share)  # each round's student, the last is the result
+    assert averages[1] == (accuracy, top_share)  # the average of the last round end alone is the final student
+    assert 0 <= averages[0][0] <= 1 and 0.5 <= averages[0][1] <= 1, averages  # both rounds' ends, averaged
+
+
+def test_mean_state_averages_floats_and_keeps_the_last_integer_buffers():
+    import torch
+
+    bench = load("data_replay")
+    states = [{"w": torch.tensor([0.0, 2.0]), "ids": torch.tensor([0, 1])},
+              {"w": torch.tensor([1.0, 6.0]), "ids": torch.tensor([5, 6])}]
+    mean = bench.mean_state(states)
+    assert torch.equal(mean["w"], torch.tensor([0.5, 4.0])) and torch.equal(mean["ids"], torch.tensor([5, 6]))
+    assert torch.equal(bench.mean_state(states[:1])["w"], states[0]["w"])
 
 
 @pytest.mark.timeout(300)
@@ -90,12 +103,15 @@ def test_main_prints_a_row_per_run_and_variant(tmp_path, monkeypatch, capsys):
     (run / "config.yaml").write_text((ROOT / "configs/sst2.yaml").read_text())
     monkeypatch.setattr("sys.argv", ["data_replay.py", str(run), "--config", str(ROOT / "configs/sst2.yaml"),
                                      "--seeds", "0", "--eval-limit", "8", "--variant", "ce=training.sce_beta=0",
-                                     "--per-round"])
+                                     "--per-round", "--averages", "0", "1"])
     bench.main()
     out = capsys.readouterr().out
     assert "| seed0/none-x | ce | 4/9 | - |" in out and "- ce: none-x: mean over 1 data seed(s)" in out, out
     (by_round,) = [line for line in out.splitlines() if "training seed 0, by round" in line]
     assert len(by_round.split(": ", 1)[1].split()) == 2, by_round  # one accuracy/share per round
+    (averaged,) = [line for line in out.splitlines() if "training seed 0, averages" in line]
+    assert " K=0 " in averaged and " K=1 " in averaged, averaged
+    assert "average of the last K=all round ends: mean" in out and "average of the last K=1 round ends: mean" in out, out
 
 
 def test_rows_only_trains_nothing(tmp_path, monkeypatch, capsys):

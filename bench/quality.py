@@ -381,14 +381,17 @@ def table(cells: list[dict], teachers: dict[str, dict], seeds_asked: list[int]) 
 
 
 def _replays_column(rows: list[dict]) -> str:
-    """Over seeds, the mean and sd of the cells' replay means, with the replays per cell; "-"
-    unless every cell of the row has them."""
-    means = [replay_mean(c) for c in rows]
-    if any(m is None for m in means):
+    """Over seeds, the mean and sd of the cells' replay means, with the replays per cell, and the
+    seeds they cover when some cells of the row have none (partial); "-" when none has them."""
+    replayed = [c for c in rows if replay_mean(c) is not None]
+    if not replayed:
         return "-"
-    mean, sd = summarize(means)
-    counts = sorted({len(c["replays"]["accuracy"]) for c in rows})
-    return f"{mean:.4f} ({_fmt(sd)}), {'/'.join(map(str, counts))} a cell"
+    mean, sd = summarize([replay_mean(c) for c in replayed])
+    counts = sorted({len(c["replays"]["accuracy"]) for c in replayed})
+    column = f"{mean:.4f} ({_fmt(sd)}), {'/'.join(map(str, counts))} a cell"
+    if len(replayed) < len(rows):
+        column += f"; seeds {', '.join(str(c['seed']) for c in replayed)} of {len(rows)} (partial)"
+    return column
 
 
 def checks(cells: list[dict], teachers: dict[str, dict]) -> list[str]:

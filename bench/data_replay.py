@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--rows-only", action="store_true",
                         help="print the rows each round trains on and their label balance; train nothing")
     args = parser.parse_args()
+    if any(k < 0 for k in args.averages):
+        parser.error(f"--averages {' '.join(map(str, args.averages))}: give round counts K >= 0 (0: every round)")
     if args.rows_only:
         print_rows(args.runs)
         return

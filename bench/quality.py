@@ -390,7 +390,8 @@ def _replays_column(rows: list[dict]) -> str:
     counts = sorted({len(c["replays"]["accuracy"]) for c in replayed})
     column = f"{mean:.4f} ({_fmt(sd)}), {'/'.join(map(str, counts))} a cell"
     if len(replayed) < len(rows):
-        column += f"; seeds {', '.join(str(c['seed']) for c in replayed)} of {len(rows)} (partial)"
+        column += (f"; seed{'s' if len(replayed) > 1 else ''} {', '.join(str(c['seed']) for c in replayed)} "
+                   f"of {len(rows)} (partial)")
     return column
 
 

@@ -114,6 +114,14 @@ def test_main_prints_a_row_per_run_and_variant(tmp_path, monkeypatch, capsys):
     assert "average of the last K=all round ends: mean" in out and "average of the last K=1 round ends: mean" in out, out
 
 
+def test_a_negative_average_is_refused_by_name(monkeypatch, capsys):
+    bench = load("data_replay")
+    monkeypatch.setattr("sys.argv", ["data_replay.py", "some/run", "--averages", "2", "-1"])
+    with pytest.raises(SystemExit):
+        bench.main()
+    assert "--averages 2 -1: give round counts K >= 0" in capsys.readouterr().err
+
+
 def test_rows_only_trains_nothing(tmp_path, monkeypatch, capsys):
     bench = load("data_replay")
     run = tmp_path / "seed0" / "none-x" / "run"

@@ -248,5 +248,5 @@ def test_replays_are_computed_once_kept_in_the_record_and_tabled(tmp_path, monke
     assert "replay means" not in "\n".join(quality.checks(gold + [cell("sst2", 0, "none", 0.7)], {}))
     partial = [plain[0], cell("sst2", 1, "none", 0.7)]  # seed 1's cell without replays
     lines = quality.table(gold + partial, {}, seeds_asked=[0, 1])
-    assert lines[3].endswith("| 0.7200 (-), 3 a cell; seeds 0 of 2 (partial) |"), lines[3]
+    assert lines[3].endswith("| 0.7200 (-), 3 a cell; seed 0 of 2 (partial) |"), lines[3]
     assert "replay means" not in "\n".join(quality.checks(gold + partial, {}))

@@ -10,7 +10,8 @@ validation samples when the run trained on them, less the ids its noise filter d
 schedule (``training.epochs`` a round, continuing, a fresh AdamW a round with the loop's rate
 schedule, the loop's global batch in one process), under several training seeds, and scores
 each final student on the task's eval file (``--per-round``: every round's student;
-``--averages K``: also the uniform average of the last K rounds' end weights).
+``--averages K``: also the uniform average of the last K rounds' end weights; a run with
+``training.average_rounds`` is scored, as it ran, by the average of every round's end).
 ``--variant NAME=KEY=VALUE,...`` replays the same data with other config values (a loss, a rate). The data stay the run's: under a variant, the run's own filter and
 feedback would have picked other samples, so a replay measures the data as written, not a run.
 
@@ -99,9 +100,11 @@ def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int,
     :func:`scored` (accuracy, top label share) on ``eval_rows``. ``trace``: if given, gets every
     round's student :func:`scored` (where in the run a student starts to lean). ``averages``: if
     given, its keys K (0: every round) get the :func:`scored` of the uniform average of the last K
-    rounds' end weights (:func:`mean_state`; does averaging damp the last round's swing?)."""
+    rounds' end weights (:func:`mean_state`; does averaging damp the last round's swing?). With
+    ``training.average_rounds`` the result is, as in the loop, the average of every round's end."""
     training = config.training
     kept = max((k or len(rounds) for k in averages), default=0) if averages is not None else 0
+    kept = len(rounds) if training.average_rounds else kept
     ends: list[dict[str, torch.Tensor]] = []
     batch = training.batch_size * training.workers
     torch.manual_seed(seed)
@@ -124,6 +127,9 @@ def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int,
     for k in averages or {}:
         student.model.load_state_dict(mean_state(ends[-k:] if k else ends))
         averages[k] = scored(student, eval_rows)
+    if training.average_rounds:  # what the loop judges and delivers (the trace stays the raw students')
+        student.model.load_state_dict(mean_state(ends))
+        final = scored(student, eval_rows)
     return final
 
 

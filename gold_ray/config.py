@@ -228,6 +228,13 @@ class TrainingSection(Strict):
         default=0.1, ge=0, lt=1, description="fraction of each round's samples dropped as highest energy"
     )
     continue_from_previous: bool = Field(default=True, description="start each round from the last student")
+    average_rounds: bool = Field(
+        default=False,
+        description="score, evaluate and deliver the mean of every round's end weights (rounds/rNN/student_mean) "
+        "instead of the last round's student; training itself goes on from the last student. On SST-2 the "
+        "mean kept a student from collapsing onto one label in a run's last round (docs/benchmarks.md, "
+        "'averaging the round ends')",
+    )
     max_failures: int = Field(
         default=1,
         ge=0,

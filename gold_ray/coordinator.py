@@ -11,6 +11,8 @@ Per round r:
   4. score it with the new student (energy), and the round's training batch too (for the report)
   5. select the feedback F(r) with the configured policy; evaluate the student if an eval
      file is configured; publish the round atomically.
+With ``training.average_rounds``, steps 4-5 (and the next round's noise filter) judge the mean of
+every round's student so far instead of the round's own; training goes on from the round's own.
 
 With ``pipeline.staleness`` k > 0, step 1's batch for rounds r+1..r+k is submitted as soon as
 round r's own batch is in, carrying the freshest feedback there is (round r-1's), so the
@@ -36,7 +38,7 @@ from gold_ray.core.feedback import feedback_round_for, pick_feedback
 from gold_ray.core.prompts import prompt_wording
 from gold_ray.core.samples import Sample
 from gold_ray.errors import UserError
-from gold_ray.rundir import TEACHER_EVAL, RunDir, round_name, write_json, write_jsonl
+from gold_ray.rundir import STUDENT, STUDENT_MEAN, TEACHER_EVAL, RunDir, round_name, write_json, write_jsonl
 
 CONTEXT_SAMPLES = 6  # training samples shown to the teacher when it is asked for OOD ones
 
@@ -115,7 +117,7 @@ class Coordinator:
                  "(pipeline.overlap_validation)")
         pool = GeneratorPool.start(cfg)
         # A resumed run's next noise filter scores with the last complete round's student, not a fresh head.
-        scorer = ScorerPool(cfg, state["student"])
+        scorer = ScorerPool(cfg, state["mean"] if cfg.training.average_rounds else state["student"])
         try:
             self._teacher_baseline(pool)
             for r in range(start, cfg.run.rounds):
@@ -156,9 +158,13 @@ class Coordinator:
 
         with timings.phase("train"):
             init = state["student"] if cfg.training.continue_from_previous else None
-            result = self._trainer().train(kept_refs, init_checkpoint=init, output_dir=partial / "student")
-        state["student"] = str(partial / "student")
-        scorer.load(result.checkpoint_dir)
+            result = self._trainer().train(kept_refs, init_checkpoint=init, output_dir=partial / STUDENT)
+        state["student"] = str(partial / STUDENT)
+        judged = result.checkpoint_dir  # the student that scores, picks feedback, is evaluated and delivered
+        if cfg.training.average_rounds:
+            with timings.phase("average"):
+                judged = self._fold_mean(r, state, result.checkpoint_dir)
+        scorer.load(judged)
 
         with timings.phase("generate_validation"):  # with overlap: what is left of it after training
             val = (pending_val or submit_validation()).result()
@@ -184,7 +190,7 @@ class Coordinator:
         eval_metrics: dict[str, Any] = {}
         if cfg.eval_path() is not None and cfg.eval_path().exists():
             with timings.phase("eval"):
-                eval_metrics = evaluate_student(result.checkpoint_dir, cfg, limit=cfg.task.eval.limit)
+                eval_metrics = evaluate_student(judged, cfg, limit=cfg.task.eval.limit)
             eval_metrics.pop("checkpoint", None)  # the partial round's path; the student is rounds/rNN/student
         metrics = {
             "round": r,
@@ -202,6 +208,7 @@ class Coordinator:
             # When each batch was in flight (epoch seconds): the generator's busy time (bench/overlap.py)
             "batch_windows": {"train": _window(gen), "validation": _window(val)},
             "filtered": len(dropped),
+            "averaged_rounds": r + 1 if cfg.training.average_rounds else 0,  # students in the one judged
             "feedback_ids": [s["id"] for s in state["feedback"]],
             "feedback_eligible": int(eligible.sum()),  # validation samples that passed feedback_eligible
             "student_fit": None if fit is None else round(fit, 4),  # on the round's training samples
@@ -211,11 +218,19 @@ class Coordinator:
         }
         write_json(partial / "round.json", metrics)
         self.run_dir.publish_round(r)
-        state["student"] = str(self.run_dir.round_dir(r) / "student")
+        state["student"] = str(self.run_dir.round_dir(r) / STUDENT)
+        state["mean"] = str(self.run_dir.round_dir(r) / STUDENT_MEAN) if cfg.training.average_rounds else None
         self.log(_round_line(metrics))
         if self.mirror is not None:
             seconds = self.mirror.push_round(self.run_dir.root, r)
             self.log(f"[round {r}] uploaded to {self.mirror.url('rounds', round_name(r))} in {seconds:.1f}s")
+
+    def _fold_mean(self, r: int, state: dict[str, Any], student: str) -> str:
+        """Round ``r``'s ``student`` folded into the mean of rounds 0..r-1's (``state["mean"]``),
+        written into the partial round beside it (training.average_rounds)."""
+        from gold_ray.student import fold_checkpoint
+
+        return str(fold_checkpoint(state["mean"], student, r + 1, self.run_dir.partial_dir(r) / STUDENT_MEAN))
 
     def _submit_after_batch(self, r: int, train_rows: list[Sample], state: dict[str, Any], pool: Any) -> tuple[Any, Any]:
         """Round ``r``'s batch is in: queue the teacher's next work. Returns a function that
@@ -314,11 +329,11 @@ class Coordinator:
             if self.config.generation.validation_trains_student:
                 refs[f"{r}-validation"] = ray.put(self.run_dir.read_round(r, "validation"))
         feedback = self.run_dir.read_round(start - 1, "feedback") if start else []
-        student = self.run_dir.latest_student()
+        student, mean = self.run_dir.latest_student(), self.run_dir.latest_student(STUDENT_MEAN)
         if start:
             self.log(f"resumed after round {start - 1}: {len(feedback)} feedback samples, student {student}")
         return {"refs": refs, "feedback": feedback, "feedback_round": start - 1,
-                "student": str(student) if student else None}
+                "student": str(student) if student else None, "mean": str(mean) if mean else None}
 
     def _summary(self) -> dict[str, Any]:
         metrics = self.run_dir.round_metrics()

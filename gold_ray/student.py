@@ -23,6 +23,7 @@ Every function takes rows from :func:`gold_ray.core.text.student_row`
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 
 from gold_ray.config import GoldConfig
+from gold_ray.core.averaging import fold_mean
 from gold_ray.core.energy import energy_from_logits, sequence_energy
 from gold_ray.core.losses import symmetric_cross_entropy
 from gold_ray.core.schedule import lr_factor
@@ -256,6 +258,31 @@ def save_student(student: Student, directory: str | Path) -> Path:
     meta = {"task": student.task.name, "kind": student.task.kind, "labels": student.task.label_names}
     (directory / META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return directory
+
+
+def fold_checkpoint(mean_dir: str | Path | None, student_dir: str | Path, count: int, out_dir: str | Path) -> Path:
+    """Write into ``out_dir`` the mean of ``count`` students: ``student_dir`` folded into
+    ``mean_dir``, the mean of the ``count - 1`` before it (:func:`gold_ray.core.averaging.fold_mean`).
+    The result is ``student_dir`` (config, tokenizer, meta) with every ``*.safetensors`` weight
+    file averaged; a checkpoint ``save_student`` wrote loads like any other."""
+    student_dir, out_dir = Path(student_dir), Path(out_dir)
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    weights = sorted(p.name for p in student_dir.glob("*.safetensors"))
+    if not weights:
+        raise FileNotFoundError(f"{student_dir} holds no *.safetensors weights to average")
+    if count > 1 and (mean_dir is None or not Path(mean_dir).is_dir()):
+        raise FileNotFoundError(f"the mean of the {count - 1} students before {student_dir} is missing "
+                                f"({mean_dir}); it cannot be folded into")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    shutil.copytree(student_dir, out_dir)
+    for name in weights:
+        with safe_open(str(student_dir / name), framework="pt") as handle:
+            metadata = handle.metadata()  # from_pretrained wants {"format": "pt"} back
+        mean = load_file(str(Path(mean_dir) / name)) if count > 1 else None
+        save_file(fold_mean(mean, load_file(str(student_dir / name)), count), str(out_dir / name), metadata=metadata)
+    return out_dir
 
 
 # ------------------------------------------------------------------ tokenisation

@@ -64,7 +64,7 @@ def test_summary_pairs_cells_by_data_seed():
 
 
 @pytest.mark.timeout(300)
-def test_replay_trains_a_student_through_the_rounds():
+def test_replay_trains_a_student_through_the_rounds(monkeypatch):
     bench = load("data_replay")
     config = load_config(ROOT / "configs/sst2.yaml", ["training.epochs=3"])
 
@@ -81,6 +81,12 @@ def test_replay_trains_a_student_through_the_rounds():
     assert len(trace) == 2 and trace[-1] == (accuracy, top_share)  # each round's student, the last is the result
     assert averages[1] == (accuracy, top_share)  # the average of the last round end alone is the final student
     assert 0 <= averages[0][0] <= 1 and 0.5 <= averages[0][1] <= 1, averages  # both rounds' ends, averaged
+    # A run that averages its round ends is replayed as it ran: judged by that average. Both students
+    # score 1.0 here, so the weights tell them apart.
+    monkeypatch.setattr(bench, "scored", lambda student, rows: sum(float(p.detach().sum()) for p in student.model.parameters()))
+    averaging = load_config(ROOT / "configs/sst2.yaml", ["training.epochs=3", "training.average_rounds=true"])
+    judged = {0: None, 1: None}
+    assert bench.replay(averaging, rounds, held_out, seed=0, averages=judged) == judged[0] != judged[1]
 
 
 def test_mean_state_averages_floats_and_keeps_the_last_integer_buffers():

@@ -63,6 +63,8 @@ TINY = [
     "training.batch_size=6",
     "feedback.k=2",
     "feedback.min_fit=0",  # 2 steps leave the student untrained, and the test follows feedback through the loop
+    # The mean of the round ends is judged and delivered: its fold must survive the kill and the resume.
+    "training.average_rounds=true",
     "task.eval.limit=64",
     "task.eval.teacher_limit=16",
     # The job runs in Ray's copy of --working-dir: a path relative to the config that leaves
@@ -88,6 +90,21 @@ def energies_under(student_dir: Path, samples: list[dict]):
     with torch.no_grad():
         batch = encode(student, student_rows(config.task, samples), with_targets=False)
         return energies(forward(student, batch), config.scorer.temperature).numpy()
+
+
+def weights(student_dir: Path) -> dict[str, bytes]:
+    """A saved student's tensors, by name, as bytes (equal students give equal dicts)."""
+    from safetensors.torch import load_file
+
+    return {name: t.numpy().tobytes() for name, t in load_file(student_dir / "model.safetensors").items()}
+
+
+def evaluate(student_dir: Path) -> float:
+    from gold_ray.config import load_config
+    from gold_ray.evaluation import evaluate_student
+
+    config = load_config(ROOT / "configs/sst2.yaml", TINY)
+    return evaluate_student(str(student_dir), config, limit=config.task.eval.limit)["accuracy"]
 
 
 def run_args(store: Path, staging: Path, *extra: str) -> list[str]:
@@ -249,6 +266,7 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
     assert not (store / "rounds" / "r01").exists()
     teacher = (store / "teacher_eval.json").read_bytes()  # written once, before round 0
     round0_student = shutil.copytree(r00 / "student", tmp_path / "round0-student")  # dropped after round 1
+    assert weights(r00 / "student_mean") == weights(round0_student)  # the mean of one round is its student
 
     # 2. The same run resumed as a job on a `ray start` head, staged elsewhere (another node).
     temp_dir = tempfile.mkdtemp(prefix="grjob-", dir="/tmp")  # short: Ray's socket paths live under it
@@ -326,6 +344,12 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
     # What a user downloads from the URI: metrics, student, report, summary.
     metrics = rows(store / "metrics.jsonl")
     assert [m["round"] for m in metrics] == [0, 1, 2]
+    # The student delivered, evaluated and scored with is the mean of the three rounds' students; the
+    # resumed run folded round 0's mean from the URI. Earlier rounds' students are dropped there.
+    assert [m["averaged_rounds"] for m in metrics] == [1, 2, 3]
+    assert weights(store / "student") == weights(r02 / "student_mean") != weights(r02 / "student")
+    assert not any((r / name).exists() for r in (r00, r01) for name in ("student", "student_mean"))
+    assert evaluate(store / "student") == metrics[-1]["eval"]["accuracy"]
     assert [m["feedback_round"] for m in metrics] == [-1, -1, 0]
     assert (store / "student" / "config.json").is_file()
     assert (store / "report.html").is_file() and list((store / "report").glob("*.svg"))

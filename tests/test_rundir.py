@@ -12,10 +12,10 @@ from gold_ray import runner
 from gold_ray.cli import main
 from gold_ray.errors import Terminated, UserError
 from gold_ray.report import write_report
-from gold_ray.rundir import RunDir, read_jsonl, write_json, write_jsonl
+from gold_ray.rundir import STUDENT, STUDENT_MEAN, RunDir, read_jsonl, write_json, write_jsonl
 
 
-def fake_round(run: RunDir, r: int, with_student: bool = True) -> None:
+def fake_round(run: RunDir, r: int, with_student: bool = True, with_mean: bool = False) -> None:
     partial = run.partial_dir(r)
     train = [{"id": f"r{r:02d}-train-{i:05d}", "label": "pos" if i % 2 else "neg", "fields": {"text": f"t{i}"}} for i in range(6)]
     val = [{"id": f"r{r:02d}-validation-{i:05d}", "label": "pos", "fields": {"text": f"v{i}"}} for i in range(4)]
@@ -28,6 +28,9 @@ def fake_round(run: RunDir, r: int, with_student: bool = True) -> None:
     if with_student:
         (partial / "student").mkdir()
         (partial / "student" / "config.json").write_text("{}")
+    if with_mean:  # training.average_rounds
+        (partial / STUDENT_MEAN).mkdir()
+        (partial / STUDENT_MEAN / "config.json").write_text("{}")
     write_json(partial / "round.json", {"round": r, "accepted": {"train": 6, "validation": 4},
                                         "rejected": {"bad_json": 1}, "train_loss": 0.5 - r / 10,
                                         "eval": {"accuracy": 0.6 + r / 10}, "timings": {"train": 3.0, "generate_train": 5.0}})
@@ -50,6 +53,19 @@ def test_rounds_are_published_atomically_and_resume_skips_partial(tmp_path):
     assert run.student_dir.resolve() == (run.round_dir(1) / "student").resolve()
     assert not (run.round_dir(0) / "student").exists()
     assert run.latest_student() == run.round_dir(1) / "student"
+
+
+def test_an_averaging_run_delivers_the_mean_and_keeps_both_students_of_the_latest_round_only(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.open("a: 1\n", resume=False)
+    fake_round(run, 0, with_mean=True)
+    assert run.student_dir.resolve() == (run.round_dir(0) / STUDENT_MEAN).resolve()
+    fake_round(run, 1, with_mean=True)
+    assert run.student_dir.resolve() == (run.round_dir(1) / STUDENT_MEAN).resolve()
+    assert not any((run.round_dir(0) / name).exists() for name in (STUDENT, STUDENT_MEAN))
+    # The next round trains from the raw student; the mean is what is judged and delivered.
+    assert run.latest_student() == run.round_dir(1) / STUDENT
+    assert run.latest_student(STUDENT_MEAN) == run.round_dir(1) / STUDENT_MEAN
 
 
 def test_refuses_a_run_without_resume_and_a_different_config(tmp_path):

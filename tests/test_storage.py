@@ -15,14 +15,18 @@ from gold_ray.summary import format_summary, job_summary
 CONFIG = "task: {name: t}\nrun: {out_dir: 'file:///somewhere'}\n"
 
 
-def publish(run: RunDir, r: int, student_bytes: bytes = b"w") -> None:
-    """A round as the coordinator writes it: data files, a student folder, round.json last."""
+def publish(run: RunDir, r: int, student_bytes: bytes = b"w", mean: bool = False) -> None:
+    """A round as the coordinator writes it: data files, a student folder (and with ``mean``
+    the student_mean of training.average_rounds), round.json last."""
     partial = run.partial_dir(r)
     write_jsonl(partial / "train.jsonl", [{"id": f"r{r:02d}-train-{i:05d}", "round": r} for i in range(3)])
     write_jsonl(partial / "feedback.jsonl", [{"id": f"r{r:02d}-validation-00000"}])
     (partial / "student").mkdir()
     (partial / "student" / "model.safetensors").write_bytes(student_bytes * 100)
     (partial / "student" / "config.json").write_text(json.dumps({"r": r}))
+    if mean:
+        (partial / "student_mean").mkdir()
+        (partial / "student_mean" / "config.json").write_text(json.dumps({"mean": r}))
     write_json(partial / "round.json", {"round": r, "accepted": {"train": 3, "validation": 1},
                                         "rejected": {"invalid_json": r + 1}, "filtered": r,
                                         "timings": {"generate_train": 2.0, "train": 3.5}, "eval": {"accuracy": 0.5 + r / 10}})
@@ -62,6 +66,20 @@ def test_rounds_are_mirrored_marker_last_and_old_students_dropped(local_run, tmp
     # The marker decides: an upload cut off before round.json is not a round.
     (store / "rounds/r01/round.json").unlink()
     assert mirror.complete_rounds() == [0]
+
+
+def test_an_averaging_run_keeps_only_the_latest_mean_at_the_uri_and_a_pull_delivers_it(local_run, tmp_path):
+    store = tmp_path / "store"
+    mirror = Mirror(f"file://{store}")
+    mirror.push_header(local_run.root)
+    for r in (0, 1):
+        publish(local_run, r, mean=True)
+        mirror.push_round(local_run.root, r)
+    assert not any((store / "rounds/r00" / name).exists() for name in ("student", "student_mean"))
+    assert (store / "rounds/r01/student_mean/config.json").read_text() == json.dumps({"mean": 1})
+    run = RunDir(prepare_staging(mirror, CONFIG, resume=True, base=tmp_path / "staging"))
+    assert (run.student_dir / "config.json").read_text() == json.dumps({"mean": 1})  # the link, rebuilt
+    assert run.latest_student() == run.round_dir(1) / "student"  # what round 2 trains from
 
 
 def test_final_push_exports_student_summary_and_report(local_run, tmp_path):

@@ -122,6 +122,18 @@ def test_cells_are_kept_per_config_that_matters_to_them():
     assert key("none", "run.rounds=2") != base["none"]
 
 
+def test_the_tables_cells_stay_addressable_under_the_shipped_config():
+    """A setting added to the config changes every fingerprint unless NEUTRAL_DEFAULTS holds it at
+    its default: the table's recorded cells would silently drop out of the block."""
+    quality = load("quality")
+    args = argparse.Namespace(rounds=4, train=256, validation=64, set=[])
+    for task in ("sst2", "ag_news", "rte"):
+        for seed in (0, 1, 2):
+            for policy in quality.POLICIES:
+                cell_dir, _ = quality.cell_dir(args, task, seed, policy, Path("work"))
+                assert quality.recorded(quality.RECORD, cell_dir).is_file(), f"no record of {cell_dir}"
+
+
 def cell(task, seed, policy, accuracy):
     return {"task": task, "seed": seed, "policy": policy, "computed": "2026-11-30 09:00", "seconds": 10,
             "metrics": {"accuracy": accuracy, "n": 872}}

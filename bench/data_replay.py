@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gold_ray.config import load_config  # noqa: E402
+from gold_ray.core.averaging import fold_mean  # noqa: E402
 from gold_ray.evaluation import eval_file, read_eval_file, student_row  # noqa: E402
 from gold_ray.rundir import read_json, read_jsonl  # noqa: E402
 from gold_ray.student import RoundOptimizer, batch_loss, encode, forward, load_student, predict_labels  # noqa: E402
@@ -87,11 +88,13 @@ def print_rows(runs: list[Path]) -> None:
 
 
 def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The uniform average of model ``states`` (state dicts): floating tensors averaged, others
-    (integer buffers such as position ids) taken from the last state."""
-    last = states[-1]
-    return {name: torch.stack([s[name] for s in states]).mean(dim=0) if tensor.is_floating_point() else tensor
-            for name, tensor in last.items()}
+    """The uniform average of model ``states`` (state dicts), folded one after another as the loop
+    folds its round ends (:func:`gold_ray.core.averaging.fold_mean`): floating tensors averaged,
+    others (integer buffers such as position ids) taken from the last state."""
+    mean = None
+    for count, state in enumerate(states, start=1):
+        mean = fold_mean(mean, state, count)
+    return mean
 
 
 def replay(config, rounds: list[list[dict]], eval_rows: list[dict], seed: int,

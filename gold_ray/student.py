@@ -265,10 +265,10 @@ def fold_checkpoint(mean_dir: str | Path | None, student_dir: str | Path, count:
     ``mean_dir``, the mean of the ``count - 1`` before it (:func:`gold_ray.core.averaging.fold_mean`).
     The result is ``student_dir`` (config, tokenizer, meta) with every ``*.safetensors`` weight
     file averaged; a checkpoint ``save_student`` wrote loads like any other."""
-    student_dir, out_dir = Path(student_dir), Path(out_dir)
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
+    student_dir, out_dir = Path(student_dir), Path(out_dir)
     weights = sorted(p.name for p in student_dir.glob("*.safetensors"))
     if not weights:
         raise FileNotFoundError(f"{student_dir} holds no *.safetensors weights to average")

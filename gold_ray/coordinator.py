@@ -135,91 +135,103 @@ class Coordinator:
 
     def _round(self, r: int, state: dict[str, Any], pool: Any, scorer: Any) -> None:
         from gold_ray.evaluation import evaluate_student
-        from gold_ray.trainer import filter_noise
 
-        cfg, timings = self.config, Timings()
-        partial = self.run_dir.partial_dir(r)
-        feedback_round = feedback_round_for(r, cfg.pipeline.staleness)
-
-        with timings.phase("generate_train"):
-            gen = (self.ahead.pop(r, None) or self._submit_train(r, state, pool)).result()
-            train_rows: list[Sample] = ray.get(gen.samples_ref)
-        submit_validation, pending_val = self._submit_after_batch(r, train_rows, state, pool)
-        write_jsonl(partial / "train.jsonl", train_rows)
-        state["refs"][r] = gen.samples_ref
-        self.log(f"[round {r}] generated {gen.accepted} training samples ({_fmt_counts(gen.rejected)} rejected), "
-                 f"{gen.tokens / max(gen.seconds, 1e-9):.0f} tokens/s")
-        if state["student"] is None:  # nothing trained yet: an empty batch leaves nothing to train on
-            require_samples(r, gen.accepted, gen.rejected, cfg)
-
-        with timings.phase("noise_filter"):
-            kept_refs, dropped = self._noise_filter(state, scorer, filter_noise)
-        write_jsonl(partial / "filtered.jsonl", [{"id": i} for i in sorted(dropped)])
-
-        with timings.phase("train"):
-            init = state["student"] if cfg.training.continue_from_previous else None
-            result = self._trainer().train(kept_refs, init_checkpoint=init, output_dir=partial / STUDENT)
-        state["student"] = str(partial / STUDENT)
-        judged = result.checkpoint_dir  # the student that scores, picks feedback, is evaluated and delivered
-        if cfg.training.average_rounds:
-            with timings.phase("average"):
-                judged = self._fold_mean(r, state, result.checkpoint_dir)
+        timings = Timings()
+        gen, train_rows, submit_validation, pending_val = self._training_batch(r, state, pool, timings)
+        result, dropped, judged = self._train(r, state, scorer, timings)
         scorer.load(judged)
-
         with timings.phase("generate_validation"):  # with overlap: what is left of it after training
             val = (pending_val or submit_validation()).result()
             val_rows: list[Sample] = ray.get(val.samples_ref)
-        write_jsonl(partial / "validation.jsonl", val_rows)
-        write_jsonl(partial / "prompts.jsonl", _prompt_rows(gen.prompts, "train") + _prompt_rows(val.prompts, "validation"))
-        if cfg.generation.validation_trains_student:
-            state["refs"][f"{r}-validation"] = val.samples_ref
-
-        with timings.phase("score"):
-            scores = self._score(scorer, gen.samples_ref, "train") + self._score(scorer, val.samples_ref, "validation")
-        write_jsonl(partial / "scores.jsonl", scores)
-        val_scores = {s["id"]: s for s in scores if s["kind"] == "validation"}
-        val_energy = np.array([val_scores[s["id"]]["energy"] for s in val_rows])
-        picked, eligible, fit = pick_feedback(cfg.feedback, val_rows, train_rows, scores, cfg.task.input_names,
-                                              len(cfg.task.labels), self.rng, prompt_wording(cfg.task))
-        if fit is not None and fit < cfg.feedback.min_fit and cfg.feedback.policy != "none":
-            self.log(f"[round {r}] no feedback: the student's fit to its training samples is {fit:.2f}, "
-                     f"under feedback.min_fit {cfg.feedback.min_fit}")
-        state["feedback"], state["feedback_round"] = [val_rows[i] for i in picked], r
-        write_jsonl(partial / "feedback.jsonl", state["feedback"])
-
+        scores = self._score_batches(r, state, gen, val, val_rows, scorer, timings)
+        eligible, fit = self._pick_feedback(r, state, val_rows, train_rows, scores)
         eval_metrics: dict[str, Any] = {}
-        if cfg.eval_path() is not None and cfg.eval_path().exists():
+        if self.config.eval_path() is not None and self.config.eval_path().exists():
             with timings.phase("eval"):
-                eval_metrics = evaluate_student(judged, cfg, limit=cfg.task.eval.limit)
+                eval_metrics = evaluate_student(judged, self.config, limit=self.config.task.eval.limit)
             eval_metrics.pop("checkpoint", None)  # the partial round's path; the student is rounds/rNN/student
-        metrics = {
-            "round": r,
-            "accepted": {"train": gen.accepted, "validation": val.accepted},
-            "rejected": _merge(gen.rejected, val.rejected),
-            "tokens_per_s": round((gen.tokens + val.tokens) / max(gen.seconds + val.seconds, 1e-9), 2),
-            "train_loss": result.loss,
-            "train_samples": result.samples,
-            "train_breakdown_s": {"startup": round(result.seconds_startup, 1),
-                                  "loop": round(result.seconds_training, 1),
-                                  "export": round(result.seconds_export, 1)},
-            "validation_batch_s": round(val.seconds, 1),  # its own time, mostly hidden behind training
-            # whose feedback this round's training prompts carried (-1: none)
-            "feedback_round": feedback_round if any(gen.prompts.values()) else -1,
-            # When each batch was in flight (epoch seconds): the generator's busy time (bench/overlap.py)
-            "batch_windows": {"train": _window(gen), "validation": _window(val)},
+        val_energy = np.array([s["energy"] for s in scores if s["kind"] == "validation"])
+        metrics = round_metrics(self.config, r, gen, val, result, {
             "filtered": len(dropped),
-            "averaged_rounds": r + 1 if cfg.training.average_rounds else 0,  # students in the one judged
+            "averaged_rounds": r + 1 if self.config.training.average_rounds else 0,  # students in the one judged
             "feedback_ids": [s["id"] for s in state["feedback"]],
             "feedback_eligible": int(eligible.sum()),  # validation samples that passed feedback_eligible
             "student_fit": None if fit is None else round(fit, 4),  # on the round's training samples
             "energy_quantiles": _quantiles(val_energy),
             "eval": eval_metrics,
             "timings": dict(timings),
-        }
-        write_json(partial / "round.json", metrics)
+        })
+        self._publish(r, state, metrics)
+
+    def _training_batch(self, r: int, state: dict[str, Any], pool: Any, timings: Timings) -> tuple[Any, ...]:
+        """Step 1: round ``r``'s training batch, written to the partial round and kept for
+        training; the teacher's next work is queued (see :meth:`_submit_after_batch`)."""
+        with timings.phase("generate_train"):
+            gen = (self.ahead.pop(r, None) or self._submit_train(r, state, pool)).result()
+            train_rows: list[Sample] = ray.get(gen.samples_ref)
+        submit_validation, pending_val = self._submit_after_batch(r, train_rows, state, pool)
+        write_jsonl(self.run_dir.partial_dir(r) / "train.jsonl", train_rows)
+        state["refs"][r] = gen.samples_ref
+        self.log(f"[round {r}] generated {gen.accepted} training samples ({_fmt_counts(gen.rejected)} rejected), "
+                 f"{gen.tokens / max(gen.seconds, 1e-9):.0f} tokens/s")
+        if state["student"] is None:  # nothing trained yet: an empty batch leaves nothing to train on
+            require_samples(r, gen.accepted, gen.rejected, self.config)
+        return gen, train_rows, submit_validation, pending_val
+
+    def _train(self, r: int, state: dict[str, Any], scorer: Any, timings: Timings) -> tuple[Any, set[str], str]:
+        """Step 2: the noise filter, then a round of training. Returns the training result, the
+        dropped ids and the student that judges the round (the round's own, or the mean of all
+        rounds' with ``training.average_rounds``)."""
+        from gold_ray.trainer import filter_noise
+
+        partial = self.run_dir.partial_dir(r)
+        with timings.phase("noise_filter"):
+            kept_refs, dropped = self._noise_filter(state, scorer, filter_noise)
+        write_jsonl(partial / "filtered.jsonl", [{"id": i} for i in sorted(dropped)])
+        with timings.phase("train"):
+            init = state["student"] if self.config.training.continue_from_previous else None
+            result = self._trainer().train(kept_refs, init_checkpoint=init, output_dir=partial / STUDENT)
+        state["student"] = str(partial / STUDENT)
+        judged = result.checkpoint_dir  # the student that scores, picks feedback, is evaluated and delivered
+        if self.config.training.average_rounds:
+            with timings.phase("average"):
+                judged = self._fold_mean(r, state, result.checkpoint_dir)
+        return result, dropped, judged
+
+    def _score_batches(self, r: int, state: dict[str, Any], gen: Any, val: Any, val_rows: list[Sample],
+                       scorer: Any, timings: Timings) -> list[dict[str, Any]]:
+        """Steps 3-4: the validation batch written (and kept for training when
+        ``generation.validation_trains_student``), both batches scored by the judging student."""
+        partial = self.run_dir.partial_dir(r)
+        write_jsonl(partial / "validation.jsonl", val_rows)
+        write_jsonl(partial / "prompts.jsonl", _prompt_rows(gen.prompts, "train") + _prompt_rows(val.prompts, "validation"))
+        if self.config.generation.validation_trains_student:
+            state["refs"][f"{r}-validation"] = val.samples_ref
+        with timings.phase("score"):
+            scores = self._score(scorer, gen.samples_ref, "train") + self._score(scorer, val.samples_ref, "validation")
+        write_jsonl(partial / "scores.jsonl", scores)
+        return scores
+
+    def _pick_feedback(self, r: int, state: dict[str, Any], val_rows: list[Sample], train_rows: list[Sample],
+                       scores: list[dict[str, Any]]) -> tuple[np.ndarray, float | None]:
+        """Step 5: the feedback F(r) by the configured policy, into ``state`` and the partial
+        round. Returns the eligibility mask and the student's fit to its training samples."""
+        cfg = self.config
+        picked, eligible, fit = pick_feedback(cfg.feedback, val_rows, train_rows, scores, cfg.task.input_names,
+                                              len(cfg.task.labels), self.rng, prompt_wording(cfg.task))
+        if fit is not None and fit < cfg.feedback.min_fit and cfg.feedback.policy != "none":
+            self.log(f"[round {r}] no feedback: the student's fit to its training samples is {fit:.2f}, "
+                     f"under feedback.min_fit {cfg.feedback.min_fit}")
+        state["feedback"], state["feedback_round"] = [val_rows[i] for i in picked], r
+        write_jsonl(self.run_dir.partial_dir(r) / "feedback.jsonl", state["feedback"])
+        return eligible, fit
+
+    def _publish(self, r: int, state: dict[str, Any], metrics: dict[str, Any]) -> None:
+        """The round's metrics written and the round published atomically, then mirrored."""
+        write_json(self.run_dir.partial_dir(r) / "round.json", metrics)
         self.run_dir.publish_round(r)
         state["student"] = str(self.run_dir.round_dir(r) / STUDENT)
-        state["mean"] = str(self.run_dir.round_dir(r) / STUDENT_MEAN) if cfg.training.average_rounds else None
+        state["mean"] = str(self.run_dir.round_dir(r) / STUDENT_MEAN) if self.config.training.average_rounds else None
         self.log(_round_line(metrics))
         if self.mirror is not None:
             seconds = self.mirror.push_round(self.run_dir.root, r)
@@ -359,6 +371,29 @@ def overlap_validation(config: GoldConfig) -> bool:
     if config.pipeline.staleness > 0:
         return True
     return config.generator.num_gpus > 0 or len([n for n in ray.nodes() if n.get("Alive")]) > 1
+
+
+def round_metrics(cfg: GoldConfig, r: int, gen: Any, val: Any, result: Any, judged: dict[str, Any]) -> dict[str, Any]:
+    """Round ``r``'s ``round.json``: what the teacher wrote (``gen``, ``val``), how training
+    went (``result``), and ``judged``: the filter, feedback, fit, energies, eval and timings."""
+    feedback_round = feedback_round_for(r, cfg.pipeline.staleness)
+    return {
+        "round": r,
+        "accepted": {"train": gen.accepted, "validation": val.accepted},
+        "rejected": _merge(gen.rejected, val.rejected),
+        "tokens_per_s": round((gen.tokens + val.tokens) / max(gen.seconds + val.seconds, 1e-9), 2),
+        "train_loss": result.loss,
+        "train_samples": result.samples,
+        "train_breakdown_s": {"startup": round(result.seconds_startup, 1),
+                              "loop": round(result.seconds_training, 1),
+                              "export": round(result.seconds_export, 1)},
+        "validation_batch_s": round(val.seconds, 1),  # its own time, mostly hidden behind training
+        # whose feedback this round's training prompts carried (-1: none)
+        "feedback_round": feedback_round if any(gen.prompts.values()) else -1,
+        # When each batch was in flight (epoch seconds): the generator's busy time (bench/overlap.py)
+        "batch_windows": {"train": _window(gen), "validation": _window(val)},
+        **judged,
+    }
 
 
 def _window(batch: Any) -> list[float]:

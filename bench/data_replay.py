@@ -76,15 +76,18 @@ def scored(student, rows: list[dict]) -> tuple[float, float]:
 
 
 def print_rows(runs: list[Path]) -> None:
-    """Per run: the rows each round trains on and their top label share; nothing trained."""
-    print("| run | rows per round | top label share per round |")
-    print("|---|---|---|")
+    """Per run: the rows each round trains on, their top label share and the last round's rows
+    by label (which way a student's data leans); nothing trained."""
+    print("| run | rows per round | top label share per round | last round by label |")
+    print("|---|---|---|---|")
     for run in runs:
         config = load_config(run / "config.yaml")
         rounds = trained_rows(run, config.task, config.generation.validation_trains_student)
         shares = [top_share([row["target"] for row in rows]) for rows in rounds]
+        last = [row["target"] for row in rounds[-1]]
+        by_label = ", ".join(f"{label} {last.count(label)}" for label in config.task.label_names)
         print(f"| {run.parent.parent.name}/{run.parent.name} | {'/'.join(str(len(r)) for r in rounds)} | "
-              f"{' '.join(f'{share:.2f}' for share in shares)} |")
+              f"{' '.join(f'{share:.2f}' for share in shares)} | {by_label} |")
 
 
 def mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -136,4 +136,4 @@ def test_rows_only_trains_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "replay", None)  # a call would fail
     monkeypatch.setattr("sys.argv", ["data_replay.py", str(run), "--rows-only"])
     bench.main()
-    assert "| seed0/none-x | 3 | 0.67 |" in capsys.readouterr().out
+    assert "| seed0/none-x | 3 | 0.67 | negative 2, positive 1 |" in capsys.readouterr().out

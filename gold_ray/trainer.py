@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import ray
 
-from gold_ray.config import GoldConfig
+from gold_ray.config import GoldConfig, TrainingSection
 from gold_ray.core.feedback import noise_filter_keep
 from gold_ray.core.samples import Sample
 from gold_ray.core.text import student_row
@@ -211,7 +211,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     import ray.train
     import ray.train.torch
     import torch
-    import torch.distributed as dist
 
     from gold_ray import student as st
 
@@ -239,25 +238,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
         state = None  # a checkpoint is resumed once
         loaded = from_checkpoint or student is None or not training.continue_from_previous
         if loaded:
-            torch.manual_seed(config.run.seed)  # the same fresh head on every rank and every restart
-            student = st.load_student(config, resumed_dir if from_checkpoint else job["init_checkpoint"])
-            student.model = ray.train.torch.prepare_model(student.model)  # DDP over gloo (CPU) or nccl (GPU)
+            student = _load_for_training(config, resumed_dir if from_checkpoint else job["init_checkpoint"])
         optimizer = st.RoundOptimizer(student, training, round_steps(len(rows), world, training.batch_size, training.epochs),
                                       round_steps(len(rows), world, training.batch_size, start_epoch))
-
         for epoch in range(start_epoch, training.epochs):
-            student.model.train()
-            totals = torch.zeros(2, dtype=torch.float64, device=device)  # (loss * rows, rows)
             order = shard_indices(len(rows), world, rank, (config.run.seed, epoch))
-            for i in range(0, len(order), training.batch_size):
-                batch = [rows[j] for j in order[i:i + training.batch_size]]
-                loss = st.batch_loss(st.forward(student, st.encode(student, batch)), training.sce_alpha,
-                                     training.sce_beta)
-                optimizer.step(loss)
-                totals += torch.tensor([loss.item() * len(batch), len(batch)], dtype=torch.float64, device=device)
-            if dist.is_initialized():
-                dist.all_reduce(totals)
-            losses.append(float(totals[0] / max(totals[1], 1)))
+            losses.append(_train_epoch(student, optimizer, [rows[j] for j in order], training, device))
             _report_epoch(student, {"seq": seq, "epoch": epoch, "epoch_losses": losses}, len(rows), rank)
 
         if rank == 0:  # the others go on to wait for the next round
@@ -270,6 +256,39 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
                 "start_epoch": start_epoch, "model_loaded": loaded}))
         seq += 1
     return {"next_seq": seq}
+
+
+def _load_for_training(config: GoldConfig, checkpoint: str) -> Any:
+    """The student from ``checkpoint``, wrapped for this worker group (DDP over gloo on CPU, nccl
+    on GPU). The seed first: the same fresh head on every rank and after every restart."""
+    import ray.train.torch
+    import torch
+
+    from gold_ray import student as st
+
+    torch.manual_seed(config.run.seed)
+    student = st.load_student(config, checkpoint)
+    student.model = ray.train.torch.prepare_model(student.model)
+    return student
+
+
+def _train_epoch(student: Any, optimizer: Any, shard: list[dict[str, Any]], training: TrainingSection, device: Any) -> float:
+    """One pass over this rank's ``shard`` in batches; the mean loss per row over every rank."""
+    import torch
+    import torch.distributed as dist
+
+    from gold_ray import student as st
+
+    student.model.train()
+    totals = torch.zeros(2, dtype=torch.float64, device=device)  # (loss * rows, rows)
+    for i in range(0, len(shard), training.batch_size):
+        batch = shard[i:i + training.batch_size]
+        loss = st.batch_loss(st.forward(student, st.encode(student, batch)), training.sce_alpha, training.sce_beta)
+        optimizer.step(loss)
+        totals += torch.tensor([loss.item() * len(batch), len(batch)], dtype=torch.float64, device=device)
+    if dist.is_initialized():
+        dist.all_reduce(totals)
+    return float(totals[0] / max(totals[1], 1))
 
 
 def _gather(value: Any) -> list[Any]:

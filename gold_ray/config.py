@@ -292,6 +292,14 @@ class FeedbackSection(Strict):
         "has taken 16 steps and is at 0.42 (docs/benchmarks.md, 'The student reads its encoder by the "
         "mean'). 0: always feed back",
     )
+    fit_student: Literal["judging", "round"] = Field(
+        default="judging",
+        description="with training.average_rounds, whose fit min_fit reads: 'judging', the mean of the round ends "
+        "that scores and picks the feedback, or 'round', the round's own student, trained on the samples the fit "
+        "is measured on (one more scoring pass of the training batch). The mean's older students never saw the "
+        "round's samples, so its fit falls round by round by construction: on RTE it kept every round under 0.5 "
+        "(docs/benchmarks.md, '2026-12-05, day'). Without averaging the two are one student",
+    )
     ood_ask: Literal["different", "hard"] = Field(
         default="different",
         description="what OOD validation prompts ask the teacher for, and so what feedback is made of: "
@@ -459,9 +467,9 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     for i, part in enumerate(parts[:-1]):
         if isinstance(node, list):
             node = node[_list_index(node, part, parts[: i + 1])]
-            continue
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict | list):
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):  # a list's item too: feedback.band.0.x
             raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is a value, not a section")
     value = yaml.safe_load(raw) if raw.strip() else ""
     if isinstance(node, list):

@@ -119,6 +119,9 @@ def test_overrides_are_typed_and_validated(capsys):
     assert config.task.labels[0].description == "bad"
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         apply_override({}, "run.rounds")
+    # a key below a list's plain item: named, not a TypeError (found by test_config_fuzz)
+    with pytest.raises(ConfigError, match="feedback.band.0 is a value, not a section"):
+        apply_override({"feedback": {"band": [0.5, 0.8]}}, "feedback.band.0.task=null")
 
 
 def test_missing_file_and_bad_yaml(tmp_path, capsys):

@@ -13,6 +13,7 @@ Per round r:
      file is configured; publish the round atomically.
 With ``training.average_rounds``, steps 4-5 (and the next round's noise filter) judge the mean of
 every round's student so far instead of the round's own; training goes on from the round's own.
+With ``feedback.fit_student`` "round", step 5's gate reads the round's own student's fit instead.
 
 With ``pipeline.staleness`` k > 0, step 1's batch for rounds r+1..r+k is submitted as soon as
 round r's own batch is in, carrying the freshest feedback there is (round r-1's), so the
@@ -139,12 +140,13 @@ class Coordinator:
         timings = Timings()
         gen, train_rows, submit_validation, pending_val = self._training_batch(r, state, pool, timings)
         result, dropped, judged = self._train(r, state, scorer, timings)
+        fit_scores = self._round_student_scores(result.checkpoint_dir, judged, gen, scorer, timings)
         scorer.load(judged)
         with timings.phase("generate_validation"):  # with overlap: what is left of it after training
             val = (pending_val or submit_validation()).result()
             val_rows: list[Sample] = ray.get(val.samples_ref)
         scores = self._score_batches(r, state, gen, val, val_rows, scorer, timings)
-        eligible, fit = self._pick_feedback(r, state, val_rows, train_rows, scores)
+        eligible, fit = self._pick_feedback(r, state, val_rows, train_rows, scores, fit_scores)
         eval_metrics: dict[str, Any] = {}
         if self.config.eval_path() is not None and self.config.eval_path().exists():
             with timings.phase("eval"):
@@ -156,7 +158,7 @@ class Coordinator:
             "averaged_rounds": r + 1 if self.config.training.average_rounds else 0,  # students in the one judged
             "feedback_ids": [s["id"] for s in state["feedback"]],
             "feedback_eligible": int(eligible.sum()),  # validation samples that passed feedback_eligible
-            "student_fit": None if fit is None else round(fit, 4),  # on the round's training samples
+            "student_fit": None if fit is None else round(fit, 4),  # on the round's training samples (the gate's)
             "energy_quantiles": _quantiles(val_energy),
             "eval": eval_metrics,
             "timings": dict(timings),
@@ -198,6 +200,16 @@ class Coordinator:
                 judged = self._fold_mean(r, state, result.checkpoint_dir)
         return result, dropped, judged
 
+    def _round_student_scores(self, student: str, judged: str, gen: Any, scorer: Any,
+                              timings: Timings) -> list[dict[str, Any]] | None:
+        """The round's own student's scores on its training batch, where the feedback gate reads
+        them instead of the judging mean's (``feedback.fit_student``); None where it does not."""
+        if judged == student or self.config.feedback.fit_student != "round":
+            return None
+        with timings.phase("score_round_student"):
+            scorer.load(student)
+            return self._score(scorer, gen.samples_ref, "train")
+
     def _score_batches(self, r: int, state: dict[str, Any], gen: Any, val: Any, val_rows: list[Sample],
                        scorer: Any, timings: Timings) -> list[dict[str, Any]]:
         """Steps 3-4: the validation batch written (and kept for training when
@@ -213,12 +225,14 @@ class Coordinator:
         return scores
 
     def _pick_feedback(self, r: int, state: dict[str, Any], val_rows: list[Sample], train_rows: list[Sample],
-                       scores: list[dict[str, Any]]) -> tuple[np.ndarray, float | None]:
+                       scores: list[dict[str, Any]], fit_scores: list[dict[str, Any]] | None = None,
+                       ) -> tuple[np.ndarray, float | None]:
         """Step 5: the feedback F(r) by the configured policy, into ``state`` and the partial
-        round. Returns the eligibility mask and the student's fit to its training samples."""
+        round. Returns the eligibility mask and the student's fit to its training samples (read
+        from ``fit_scores`` where given: :meth:`_round_student_scores`)."""
         cfg = self.config
         picked, eligible, fit = pick_feedback(cfg.feedback, val_rows, train_rows, scores, cfg.task.input_names,
-                                              len(cfg.task.labels), self.rng, prompt_wording(cfg.task))
+                                              len(cfg.task.labels), self.rng, prompt_wording(cfg.task), fit_scores)
         if fit is not None and fit < cfg.feedback.min_fit and cfg.feedback.policy != "none":
             self.log(f"[round {r}] no feedback: the student's fit to its training samples is {fit:.2f}, "
                      f"under feedback.min_fit {cfg.feedback.min_fit}")

@@ -156,10 +156,14 @@ def test_pick_feedback_waits_for_a_student_that_fits_its_training_samples():
     train = [{"id": f"t{i}", "fields": {"text": text}, "label": "ab"[i % 2]} for i in range(4)]
     val_scores = [{"id": s["id"], "energy": float(i), "predicted": "a"} for i, s in enumerate(validation)]
 
-    def pick(train_predicted, min_fit=0.5):
+    def train_scores(predicted):
+        return [{"id": s["id"], "energy": 0.0, "predicted": p} for s, p in zip(train, predicted, strict=True)]
+
+    def pick(train_predicted, min_fit=0.5, fit_predicted=None):
         Settings.min_fit = min_fit
-        scores = val_scores + [{"id": s["id"], "energy": 0.0, "predicted": p} for s, p in zip(train, train_predicted, strict=True)]
-        return pick_feedback(Settings, validation, train, scores, ["text"], 2, rng())
+        fit_scores = None if fit_predicted is None else train_scores(fit_predicted)
+        return pick_feedback(Settings, validation, train, val_scores + train_scores(train_predicted), ["text"], 2,
+                             rng(), fit_scores=fit_scores)
 
     picked, eligible, fit = pick(["a", "b", "a", "b"])  # all four learned
     assert fit == 1.0 and eligible.all() and len(picked) == 2 and set(picked.tolist()) <= {5, 6, 7}
@@ -169,6 +173,11 @@ def test_pick_feedback_waits_for_a_student_that_fits_its_training_samples():
     assert fit == 0.0 and picked.tolist() == [] and eligible.all()
     picked, _, _ = pick(["a", "a", "a", "a"], min_fit=0.0)  # the gate off
     assert len(picked) == 2
+    # feedback.fit_student: the gate reads another student's fit (the round's own, not the judging mean)
+    picked, _, fit = pick(["a", "a", "a", "a"], fit_predicted=["a", "b", "a", "b"])
+    assert fit == 1.0 and len(picked) == 2
+    picked, _, fit = pick(["a", "b", "a", "b"], fit_predicted=["a", "a", "a", "a"])
+    assert fit == 0.0 and picked.tolist() == []
     picked, _, fit = pick([None] * 4)  # no predictions (seq2seq): no gate
     assert fit is None and len(picked) == 2
 

@@ -46,7 +46,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gold_ray.core.feedback import noise_filter_keep
+from gold_ray.core.feedback import noise_filter_keep, student_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -65,6 +65,7 @@ TINY = [
     "feedback.min_fit=0",  # 2 steps leave the student untrained, and the test follows feedback through the loop
     # The mean of the round ends is judged and delivered: its fold must survive the kill and the resume.
     "training.average_rounds=true",
+    "feedback.fit_student=round",  # and the gate's fit is read off the round's own student, scored apart
     "task.eval.limit=64",
     "task.eval.teacher_limit=16",
     # The job runs in Ray's copy of --working-dir: a path relative to the config that leaves
@@ -90,6 +91,17 @@ def energies_under(student_dir: Path, samples: list[dict]):
     with torch.no_grad():
         batch = encode(student, student_rows(config.task, samples), with_targets=False)
         return energies(forward(student, batch), config.scorer.temperature).numpy()
+
+
+def fit_under(student_dir: Path, samples: list[dict]) -> float:
+    """The chance-corrected fit to ``samples``' labels of the student saved in ``student_dir``."""
+    from gold_ray.config import load_config
+    from gold_ray.core.feedback import student_fit
+    from gold_ray.scorer import StudentScorer
+
+    config = load_config(ROOT / "configs/sst2.yaml", TINY)
+    scored = StudentScorer(config.model_dump_json(), str(student_dir)).score(samples)
+    return student_fit([s["label"] for s in samples], [s["predicted"] for s in scored], len(config.task.labels))
 
 
 def weights(student_dir: Path) -> dict[str, bytes]:
@@ -340,6 +352,15 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
         assert -1.0 <= picked["student_fit"] <= 1.0  # the gate is off here (feedback.min_fit=0), its input kept
         assert all(predicted[s["id"]] == s["label"] and len(re.findall(r"[^\W_]+", s["fields"]["text"])) >= 5
                    for s in fed_rows)
+
+    # feedback.fit_student=round: the fit the gate read is the round's own student's, not the mean's
+    # that scored the round (scores.jsonl).
+    train02, scored02 = rows(r02 / "train.jsonl"), {s["id"]: s["predicted"] for s in rows(r02 / "scores.jsonl")}
+    fits = {"recorded": json.loads((r02 / "round.json").read_text())["student_fit"],
+            "round's student": round(fit_under(r02 / "student", train02), 4),
+            "mean": round(student_fit([s["label"] for s in train02], [scored02[s["id"]] for s in train02], 2), 4)}
+    print("round 2's fits:", fits)
+    assert fits["recorded"] == fits["round's student"]
 
     # What a user downloads from the URI: metrics, student, report, summary.
     metrics = rows(store / "metrics.jsonl")

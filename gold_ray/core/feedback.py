@@ -87,7 +87,7 @@ def student_fit(labels: Sequence[str | None], predicted: Sequence[str | None], n
 def pick_feedback(
     fb: Any, validation: Sequence[Mapping[str, Any]], train: Sequence[Mapping[str, Any]],
     scores: Sequence[Mapping[str, Any]], input_names: Sequence[str], n_labels: int, rng: np.random.Generator,
-    wording: Sequence[str] = (),
+    wording: Sequence[str] = (), fit_scores: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
     """A round's feedback: ``fb.policy`` (a FeedbackSection) over its eligible validation samples
     (with ``fb.by_label``, over each label's apart: :func:`label_shares`),
@@ -95,10 +95,13 @@ def pick_feedback(
     ``fb.min_fit``: an untrained student's energies lie within hundredths of each other and rank
     noise. ``scores`` (energy and prediction per sample id) cover both batches. ``wording``: the
     teacher prompts' own words, which eligible samples must not echo (``fb.echo_run``).
+    ``fit_scores``: the training samples' predictions the fit reads, where another student than the
+    one that scored them is to be judged (``fb.fit_student``); default ``scores``.
 
     Returns (picked indices into ``validation``, the eligible mask, the fit or None)."""
     by_id = {s["id"]: s for s in scores}
-    fit = student_fit([s.get("label") for s in train], [by_id[s["id"]].get("predicted") for s in train], n_labels)
+    fit_by_id = by_id if fit_scores is None else {s["id"]: s for s in fit_scores}
+    fit = student_fit([s.get("label") for s in train], [fit_by_id[s["id"]].get("predicted") for s in train], n_labels)
     eligible = eligible_validation(validation, scores, input_names, fb.min_words, fb.require_agreement, fb.max_words,
                                    wording, fb.echo_run)
     if fit is not None and fit < fb.min_fit:

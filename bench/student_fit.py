@@ -13,7 +13,11 @@ validation.jsonl, scores.jsonl, feedback.jsonl):
 - fed at: their energies' rank quantiles among the round's OOD samples (what `feedback.band`
   reads: 0 lowest, 1 highest), with their labels.
 
-Runs nothing; reads the run directories only (classification tasks).
+Runs nothing; reads the run directories only (classification tasks). With ``--kept-students``,
+each round that still holds its students (a run keeps them for its last round) also gets the fit of
+each one it holds, scored again here on the round's training samples: ``student``, the round's own,
+and with ``training.average_rounds`` ``student_mean``, the mean that scored the round
+(``feedback.fit_student`` says which one the gate reads).
 
     PYTHONPATH=. python bench/student_fit.py bench-out/quality/sst2/seed0/*/run
 """
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gold_ray.config import load_config  # noqa: E402
 from gold_ray.core.feedback import rank_quantiles, student_fit  # noqa: E402
-from gold_ray.rundir import read_jsonl  # noqa: E402
+from gold_ray.rundir import STUDENT, STUDENT_MEAN, read_jsonl  # noqa: E402
 
 
 def auroc(higher: np.ndarray, lower: np.ndarray) -> float:
@@ -57,12 +61,34 @@ def round_measures(round_dir: Path, n_labels: int) -> dict:
             "fed_at": [(float(quantile[s["id"]]), s.get("label")) for s in fed if s["id"] in quantile]}
 
 
+def kept_fits(round_dir: Path, config) -> dict[str, float | None]:
+    """The fit to the round's training samples of each student the round directory keeps, by name."""
+    from gold_ray.student import load_student, predict_labels
+    from gold_ray.trainer import student_rows
+
+    train = read_jsonl(round_dir / "train.jsonl")
+    labels = [s.get("label") for s in train]
+    fits = {}
+    for name in (STUDENT, STUDENT_MEAN):
+        if (round_dir / name).is_dir():
+            predicted = predict_labels(load_student(config, round_dir / name), student_rows(config.task, train))
+            fits[name] = student_fit(labels, predicted, len(config.task.labels))
+    return fits
+
+
+def _fmt(fit: float | None) -> str:
+    return "-" if fit is None else f"{fit:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (holding config.yaml and rounds/)")
+    parser.add_argument("--kept-students", action="store_true",
+                        help="also score the round's training samples with each student its directory keeps")
     args = parser.parse_args()
-    print("| run | round | fit | auroc | spread | fed | fed at |")
-    print("|---|---|---|---|---|---|---|")
+    kept = " student | student_mean |" if args.kept_students else ""
+    print(f"| run | round | fit | auroc | spread | fed | fed at |{kept}")
+    print("|---|---|---|---|---|---|---|" + "---|" * kept.count("|"))
     for run in args.runs:
         if not (run / "config.yaml").is_file():
             raise SystemExit(f"not a run directory (no config.yaml): {run}")
@@ -71,9 +97,12 @@ def main() -> None:
             raise SystemExit(f"{run}: {config.task.name} is not a classification task")
         for round_dir in sorted(run.glob("rounds/r[0-9]*")):
             m = round_measures(round_dir, len(config.task.labels))
-            fit = "-" if m["fit"] is None else f"{m['fit']:.2f}"
             fed_at = ", ".join(f"{q:.2f}" + (f" {label}" if label else "") for q, label in m["fed_at"])
-            print(f"| {run} | {m['round']} | {fit} | {m['auroc']:.3f} | {m['spread']:.3f} | {m['fed']} | {fed_at} |")
+            line = f"| {run} | {m['round']} | {_fmt(m['fit'])} | {m['auroc']:.3f} | {m['spread']:.3f} | {m['fed']} | {fed_at} |"
+            if args.kept_students:
+                fits = kept_fits(round_dir, config)
+                line += "".join(f" {_fmt(fits[name]) if name in fits else ''} |" for name in (STUDENT, STUDENT_MEAN))
+            print(line)
 
 
 if __name__ == "__main__":

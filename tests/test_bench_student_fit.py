@@ -34,3 +34,28 @@ def test_round_measures_read_a_round_directory(tmp_path):
     # validation energies 0..10 sit above three training energies (-3), above the fourth (5) 5 times in 11 and tie once
     assert m == {"round": 2, "fit": 0.5, "auroc": pytest.approx((33 + 5 + 0.5) / 44), "spread": pytest.approx(8.0),
                  "fed": 2, "fed_at": [(0.6, "a"), (0.7, "a")]}  # energies 6 and 7 of 0..10
+
+
+def test_kept_students_are_scored_again_as_the_loop_scored_them(tmp_path):
+    """--kept-students: a round's kept student, scored again by the bench, fits its training samples
+    as the loop's scorer recorded in scores.jsonl (two code paths: predict_labels and StudentScorer)."""
+    from pathlib import Path
+
+    from gold_ray.config import load_config
+    from gold_ray.scorer import StudentScorer
+    from gold_ray.student import load_student, save_student
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs/sst2.yaml", ["scorer.threads=1"])
+    r = tmp_path / "r03"
+    words = ["a wonderful, moving film", "dull and far too long", "the cast is superb", "a tedious mess",
+             "charming from start to end", "I wanted my money back"]
+    train = [{"id": f"t{i}", "round": 3, "label": ["positive", "negative"][i % 2], "fields": {"text": text}}
+             for i, text in enumerate(words)]
+    write_jsonl(r / "train.jsonl", train)
+    save_student(load_student(config), r / "student")  # a fresh head: its fit is whatever it guesses
+    scored = StudentScorer(config.model_dump_json(), str(r / "student")).score(train)
+    write_jsonl(r / "scores.jsonl", scored)
+    bench = load("student_fit")
+    fits = bench.kept_fits(r, config)
+    assert list(fits) == ["student"]  # no student_mean kept (training.average_rounds off)
+    assert fits["student"] == bench.student_fit([s["label"] for s in train], [s["predicted"] for s in scored], 2)

@@ -234,7 +234,8 @@ class Coordinator:
         picked, eligible, fit = pick_feedback(cfg.feedback, val_rows, train_rows, scores, cfg.task.input_names,
                                               len(cfg.task.labels), self.rng, prompt_wording(cfg.task), fit_scores)
         if fit is not None and fit < cfg.feedback.min_fit and cfg.feedback.policy != "none":
-            self.log(f"[round {r}] no feedback: the student's fit to its training samples is {fit:.2f}, "
+            whose = "the student's" if fit_scores is None else "the round's own student's"  # feedback.fit_student
+            self.log(f"[round {r}] no feedback: {whose} fit to its training samples is {fit:.2f}, "
                      f"under feedback.min_fit {cfg.feedback.min_fit}")
         state["feedback"], state["feedback_round"] = [val_rows[i] for i in picked], r
         write_jsonl(self.run_dir.partial_dir(r) / "feedback.jsonl", state["feedback"])

@@ -74,7 +74,8 @@ NEUTRAL_DEFAULTS = (("feedback", "max_words", None), ("generation", "feedback_sh
                     ("training", "head_learning_rate", None), ("generation", "diversity_by_label", False),
                     ("feedback", "by_label", False), ("feedback", "echo_run", 0), ("feedback", "copy_run", 0),
                     ("training", "lr_warmup", 0.0), ("training", "lr_decay", "constant"),
-                    ("training", "average_rounds", False), ("feedback", "fit_student", "judging"))
+                    ("training", "average_rounds", False), ("feedback", "fit_student", "judging"),
+                    ("feedback", "energy_student", "judging"))
 # Settings of how feedback is used, outside the feedback section: nothing to round 0 and `none`,
 # whose fingerprints take them at these values (their defaults when the settings were added; the
 # feedback mode's is "examples" since 2026-12-03), so those cells stay shared across them.

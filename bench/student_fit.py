@@ -17,7 +17,11 @@ Runs nothing; reads the run directories only (classification tasks). With ``--ke
 each round that still holds its students (a run keeps them for its last round) also gets the fit of
 each one it holds, scored again here on the round's training samples: ``student``, the round's own,
 and with ``training.average_rounds`` ``student_mean``, the mean that scored the round
-(``feedback.fit_student`` says which one the gate reads).
+(``feedback.fit_student`` says which one the gate reads). Each kept student scores the round's
+samples again, so beside its fit come its auroc and the pool GOLD would draw feedback from had its
+energies picked it (the eligible samples inside ``feedback.band``, by label): ``pool`` counts
+each student's and ``shared`` the samples in both, which says whether energies from the round's
+own student would feed back other samples than the mean's.
 
     PYTHONPATH=. python bench/student_fit.py bench-out/quality/sst2/seed0/*/run
 """
@@ -33,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gold_ray.config import load_config  # noqa: E402
-from gold_ray.core.feedback import rank_quantiles, student_fit  # noqa: E402
+from gold_ray.core.feedback import pick_feedback, rank_quantiles, student_fit  # noqa: E402
 from gold_ray.rundir import STUDENT, STUDENT_MEAN, read_jsonl  # noqa: E402
 
 
@@ -63,21 +67,51 @@ def round_measures(round_dir: Path, n_labels: int) -> dict:
 
 def kept_fits(round_dir: Path, config) -> dict[str, float | None]:
     """The fit to the round's training samples of each student the round directory keeps, by name."""
-    from gold_ray.student import load_student, predict_labels
-    from gold_ray.trainer import student_rows
+    return {name: m["fit"] for name, m in kept_measures(round_dir, config, with_validation=False).items()}
+
+
+def kept_measures(round_dir: Path, config, with_validation: bool = True) -> dict[str, dict]:
+    """Per student the round directory keeps (by name): its ``fit`` to the round's training
+    samples and, with the validation batch scored too, its ``auroc`` and the ``pool`` of
+    validation ids GOLD's band would draw from by its energies (:func:`band_pool`)."""
+    from gold_ray.scorer import StudentScorer
 
     train = read_jsonl(round_dir / "train.jsonl")
+    validation = read_jsonl(round_dir / "validation.jsonl") if with_validation else []
     labels = [s.get("label") for s in train]
-    fits = {}
+    out = {}
     for name in (STUDENT, STUDENT_MEAN):
-        if (round_dir / name).is_dir():
-            predicted = predict_labels(load_student(config, round_dir / name), student_rows(config.task, train))
-            fits[name] = student_fit(labels, predicted, len(config.task.labels))
-    return fits
+        if not (round_dir / name).is_dir():
+            continue
+        scores = StudentScorer(config.model_dump_json(), str(round_dir / name)).score(train + validation)
+        by_id = {s["id"]: s for s in scores}
+        out[name] = {"fit": student_fit(labels, [by_id[s["id"]]["predicted"] for s in train], len(config.task.labels))}
+        if validation:
+            energy = [[by_id[s["id"]]["energy"] for s in batch] for batch in (validation, train)]
+            out[name].update(auroc=auroc(*energy), pool=band_pool(config, validation, train, scores))
+    return out
+
+
+def band_pool(config, validation: list[dict], train: list[dict], scores: list[dict]) -> set[str]:
+    """The ids of the validation samples ``energy_band`` feedback could be drawn from under these
+    scores: the round's own pick with its draw made as large as the batch and its gate open."""
+    from gold_ray.core.prompts import prompt_wording
+
+    every = config.feedback.model_copy(update={"policy": "energy_band", "min_fit": -np.inf, "k": 2 * len(validation)})
+    picked, _, _ = pick_feedback(every, validation, train, scores, config.task.input_names, len(config.task.labels),
+                                 np.random.default_rng(0), prompt_wording(config.task))
+    return {validation[i]["id"] for i in picked}
 
 
 def _fmt(fit: float | None) -> str:
     return "-" if fit is None else f"{fit:.2f}"
+
+
+def _kept_columns(kept: dict[str, dict]) -> str:
+    cells = [f" {_fmt(m['fit'])}, {m['auroc']:.3f}, {len(m['pool'])} |" if (m := kept.get(name)) else " |"
+             for name in (STUDENT, STUDENT_MEAN)]
+    shared = len(kept[STUDENT]["pool"] & kept[STUDENT_MEAN]["pool"]) if len(kept) == 2 else ""
+    return "".join(cells) + f" {shared} |"
 
 
 def main() -> None:
@@ -86,7 +120,7 @@ def main() -> None:
     parser.add_argument("--kept-students", action="store_true",
                         help="also score the round's training samples with each student its directory keeps")
     args = parser.parse_args()
-    kept = " student | student_mean |" if args.kept_students else ""
+    kept = " student: fit, auroc, pool | student_mean: fit, auroc, pool | shared |" if args.kept_students else ""
     print(f"| run | round | fit | auroc | spread | fed | fed at |{kept}")
     print("|---|---|---|---|---|---|---|" + "---|" * kept.count("|"))
     for run in args.runs:
@@ -100,8 +134,7 @@ def main() -> None:
             fed_at = ", ".join(f"{q:.2f}" + (f" {label}" if label else "") for q, label in m["fed_at"])
             line = f"| {run} | {m['round']} | {_fmt(m['fit'])} | {m['auroc']:.3f} | {m['spread']:.3f} | {m['fed']} | {fed_at} |"
             if args.kept_students:
-                fits = kept_fits(round_dir, config)
-                line += "".join(f" {_fmt(fits[name]) if name in fits else ''} |" for name in (STUDENT, STUDENT_MEAN))
+                line += _kept_columns(kept_measures(round_dir, config))
             print(line)
 
 

@@ -300,6 +300,15 @@ class FeedbackSection(Strict):
         "round's samples, so its fit falls round by round by construction: on RTE it kept every round under 0.5 "
         "(docs/benchmarks.md, '2026-12-05, day'). Without averaging the two are one student",
     )
+    energy_student: Literal["judging", "round"] = Field(
+        default="judging",
+        description="with training.average_rounds, whose energies rank the OOD validation samples for the "
+        "feedback band: 'judging', the mean of the round ends, or 'round', the round's own student, the one "
+        "trained on the round's samples (one more scoring pass of the validation batch). The mean's energies "
+        "hardly tell its OOD samples from its training samples (auroc 0.47-0.55 in round 3 of the averaged "
+        "runs), the round's own student's do (0.52-0.81; docs/benchmarks.md, '2026-12-05, afternoon'). The "
+        "eligibility checks and everything else stay the judging student's",
+    )
     ood_ask: Literal["different", "hard"] = Field(
         default="different",
         description="what OOD validation prompts ask the teacher for, and so what feedback is made of: "

@@ -13,7 +13,8 @@ Per round r:
      file is configured; publish the round atomically.
 With ``training.average_rounds``, steps 4-5 (and the next round's noise filter) judge the mean of
 every round's student so far instead of the round's own; training goes on from the round's own.
-With ``feedback.fit_student`` "round", step 5's gate reads the round's own student's fit instead.
+With ``feedback.fit_student`` "round", step 5's gate reads the round's own student's fit instead,
+and with ``feedback.energy_student`` "round", the band ranks the validation batch by its energies.
 
 With ``pipeline.staleness`` k > 0, step 1's batch for rounds r+1..r+k is submitted as soon as
 round r's own batch is in, carrying the freshest feedback there is (round r-1's), so the
@@ -140,13 +141,13 @@ class Coordinator:
         timings = Timings()
         gen, train_rows, submit_validation, pending_val = self._training_batch(r, state, pool, timings)
         result, dropped, judged = self._train(r, state, scorer, timings)
-        fit_scores = self._round_student_scores(result.checkpoint_dir, judged, gen, scorer, timings)
-        scorer.load(judged)
         with timings.phase("generate_validation"):  # with overlap: what is left of it after training
             val = (pending_val or submit_validation()).result()
             val_rows: list[Sample] = ray.get(val.samples_ref)
+        round_scores = self._round_student_scores(r, result.checkpoint_dir, judged, gen, val, scorer, timings)
+        scorer.load(judged)
         scores = self._score_batches(r, state, gen, val, val_rows, scorer, timings)
-        eligible, fit = self._pick_feedback(r, state, val_rows, train_rows, scores, fit_scores)
+        eligible, fit = self._pick_feedback(r, state, val_rows, train_rows, scores, round_scores)
         eval_metrics: dict[str, Any] = {}
         if self.config.eval_path() is not None and self.config.eval_path().exists():
             with timings.phase("eval"):
@@ -200,15 +201,23 @@ class Coordinator:
                 judged = self._fold_mean(r, state, result.checkpoint_dir)
         return result, dropped, judged
 
-    def _round_student_scores(self, student: str, judged: str, gen: Any, scorer: Any,
-                              timings: Timings) -> list[dict[str, Any]] | None:
-        """The round's own student's scores on its training batch, where the feedback gate reads
-        them instead of the judging mean's (``feedback.fit_student``); None where it does not."""
-        if judged == student or self.config.feedback.fit_student != "round":
-            return None
+    def _round_student_scores(self, r: int, student: str, judged: str, gen: Any, val: Any, scorer: Any,
+                              timings: Timings) -> dict[str, list[dict[str, Any]]]:
+        """The round's own student's scores, by batch, where feedback reads them instead of the
+        judging mean's: the training batch for the gate's fit (``feedback.fit_student``), the
+        validation batch for the band's energies (``feedback.energy_student``). Kept in the round
+        as ``round_student_scores.jsonl``."""
+        fb = self.config.feedback
+        batches = {"train": gen, "validation": val}
+        wanted = [kind for kind, setting in (("train", fb.fit_student), ("validation", fb.energy_student))
+                  if setting == "round" and judged != student]
+        if not wanted:
+            return {}
         with timings.phase("score_round_student"):
             scorer.load(student)
-            return self._score(scorer, gen.samples_ref, "train")
+            scores = {kind: self._score(scorer, batches[kind].samples_ref, kind) for kind in wanted}
+        write_jsonl(self.run_dir.partial_dir(r) / "round_student_scores.jsonl", [s for k in wanted for s in scores[k]])
+        return scores
 
     def _score_batches(self, r: int, state: dict[str, Any], gen: Any, val: Any, val_rows: list[Sample],
                        scorer: Any, timings: Timings) -> list[dict[str, Any]]:
@@ -225,14 +234,17 @@ class Coordinator:
         return scores
 
     def _pick_feedback(self, r: int, state: dict[str, Any], val_rows: list[Sample], train_rows: list[Sample],
-                       scores: list[dict[str, Any]], fit_scores: list[dict[str, Any]] | None = None,
+                       scores: list[dict[str, Any]], round_scores: dict[str, list[dict[str, Any]]],
                        ) -> tuple[np.ndarray, float | None]:
         """Step 5: the feedback F(r) by the configured policy, into ``state`` and the partial
-        round. Returns the eligibility mask and the student's fit to its training samples (read
-        from ``fit_scores`` where given: :meth:`_round_student_scores`)."""
+        round. Returns the eligibility mask and the student's fit to its training samples (the
+        fit, and the band's energies, read from ``round_scores`` where it has them:
+        :meth:`_round_student_scores`)."""
         cfg = self.config
+        fit_scores = round_scores.get("train")
         picked, eligible, fit = pick_feedback(cfg.feedback, val_rows, train_rows, scores, cfg.task.input_names,
-                                              len(cfg.task.labels), self.rng, prompt_wording(cfg.task), fit_scores)
+                                              len(cfg.task.labels), self.rng, prompt_wording(cfg.task), fit_scores,
+                                              round_scores.get("validation"))
         if fit is not None and fit < cfg.feedback.min_fit and cfg.feedback.policy != "none":
             whose = "the student's" if fit_scores is None else "the round's own student's"  # feedback.fit_student
             self.log(f"[round {r}] no feedback: {whose} fit to its training samples is {fit:.2f}, "

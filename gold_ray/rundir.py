@@ -9,6 +9,8 @@
         train.jsonl          accepted training samples
         validation.jsonl     OOD validation samples
         scores.jsonl         student energy / prediction per validation sample
+        round_student_scores.jsonl  with feedback.fit_student / energy_student 'round': the round's
+                             own student's scores that feedback read instead of the mean's
         feedback.jsonl       the samples chosen as feedback for the next round
         filtered.jsonl       ids dropped by the energy noise filter before this round's training
         prompts.jsonl        prompt id -> label asked, feedback ids used

@@ -59,3 +59,24 @@ def test_kept_students_are_scored_again_as_the_loop_scored_them(tmp_path):
     fits = bench.kept_fits(r, config)
     assert list(fits) == ["student"]  # no student_mean kept (training.average_rounds off)
     assert fits["student"] == bench.student_fit([s["label"] for s in train], [s["predicted"] for s in scored], 2)
+
+
+def test_band_pool_is_what_the_band_could_feed_back_by_these_energies():
+    """--kept-students' pool: the eligible validation samples inside feedback.band (0.5-0.8 here),
+    by label, whatever the gate and k say; the student's energies and predictions decide it."""
+    from pathlib import Path
+
+    from gold_ray.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs/sst2.yaml", ["feedback.min_fit=0.9"])
+    text = "a sentence long enough to be fed back number {}"
+    validation = [{"id": f"v{i}", "label": ["positive", "negative"][i % 2], "fields": {"text": text.format(i)}}
+                  for i in range(11)]
+    train = [{"id": "t0", "label": "positive", "fields": {"text": "fine"}}]
+    scores = [{"id": f"v{i}", "energy": float(i), "predicted": "negative" if i == 6 else validation[i]["label"]}
+              for i in range(11)] + [{"id": "t0", "energy": 0.0, "predicted": "negative"}]  # fit -1: gate shut
+    pool = load("student_fit").band_pool(config, validation, train, scores)
+    # quantiles 0.5-0.8 of energies 0..10 are v5..v8; v6 (positive) is predicted against its label
+    assert pool == {"v5", "v7", "v8"}
+    reversed_energy = [{**s, "energy": -s["energy"]} if s["id"].startswith("v") else s for s in scores]
+    assert load("student_fit").band_pool(config, validation, train, reversed_energy) == {"v2", "v3", "v4", "v5"}

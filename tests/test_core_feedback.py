@@ -180,6 +180,12 @@ def test_pick_feedback_waits_for_a_student_that_fits_its_training_samples():
     assert fit == 0.0 and picked.tolist() == []
     picked, _, fit = pick([None] * 4)  # no predictions (seq2seq): no gate
     assert fit is None and len(picked) == 2
+    # feedback.energy_student: the band ranks another student's energies (here the reverse: v2-v4 in
+    # the band, not v5-v7); eligibility still reads the judging student's predictions
+    reversed_energy = [{**s, "energy": -s["energy"], "predicted": "b"} for s in val_scores]
+    picked = pick_feedback(Settings, validation, train, val_scores + train_scores(["a", "b", "a", "b"]), ["text"], 2,
+                           rng(), energy_scores=reversed_energy)[0]
+    assert len(picked) == 2 and set(picked.tolist()) <= {2, 3, 4}
 
 
 def test_by_label_picks_each_labels_share_of_k_from_its_own_samples():

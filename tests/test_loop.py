@@ -66,7 +66,8 @@ TINY = [
     "feedback.min_fit=0",  # 2 steps leave the student untrained, and the test follows feedback through the loop
     # The mean of the round ends is judged and delivered: its fold must survive the kill and the resume.
     "training.average_rounds=true",
-    "feedback.fit_student=round",  # and the gate's fit is read off the round's own student, scored apart
+    "feedback.fit_student=round",  # and the gate's fit is read off the round's own student, scored apart,
+    "feedback.energy_student=round",  # as are the energies the band ranks
     "task.eval.limit=64",
     "task.eval.teacher_limit=16",
     # The job runs in Ray's copy of --working-dir: a path relative to the config that leaves
@@ -350,6 +351,15 @@ def test_run_killed_after_round_0_resumes_as_a_ray_job_without_loss(tmp_path):
     fits = load("student_fit").kept_fits(r02, load_config(ROOT / "configs/sst2.yaml", TINY))
     recorded = json.loads((r02 / "round.json").read_text())["student_fit"]
     assert recorded == round(fits["student"], 4), (recorded, fits)  # here 0.8333, the mean's 1.0
+    # feedback.energy_student=round: every round's feedback sits in the band (0.5-0.8) of the round's
+    # own student's energies, kept beside the mean's scores
+    from gold_ray.core.feedback import rank_quantiles
+
+    for r in (r00, r01, r02):
+        own = {s["id"]: s["energy"] for s in rows(r / "round_student_scores.jsonl") if s["kind"] == "validation"}
+        ids = [s["id"] for s in rows(r / "validation.jsonl")]
+        quantile = dict(zip(ids, rank_quantiles([own[i] for i in ids]), strict=True))
+        assert all(0.5 <= quantile[s["id"]] <= 0.8 for s in rows(r / "feedback.jsonl")), (r.name, quantile)
 
     # What a user downloads from the URI: metrics, student, report, summary.
     metrics = rows(store / "metrics.jsonl")

@@ -88,6 +88,7 @@ def pick_feedback(
     fb: Any, validation: Sequence[Mapping[str, Any]], train: Sequence[Mapping[str, Any]],
     scores: Sequence[Mapping[str, Any]], input_names: Sequence[str], n_labels: int, rng: np.random.Generator,
     wording: Sequence[str] = (), fit_scores: Sequence[Mapping[str, Any]] | None = None,
+    energy_scores: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
     """A round's feedback: ``fb.policy`` (a FeedbackSection) over its eligible validation samples
     (with ``fb.by_label``, over each label's apart: :func:`label_shares`),
@@ -96,7 +97,8 @@ def pick_feedback(
     noise. ``scores`` (energy and prediction per sample id) cover both batches. ``wording``: the
     teacher prompts' own words, which eligible samples must not echo (``fb.echo_run``).
     ``fit_scores``: the training samples' predictions the fit reads, where another student than the
-    one that scored them is to be judged (``fb.fit_student``); default ``scores``.
+    one that scored them is to be judged (``fb.fit_student``); default ``scores``. ``energy_scores``:
+    likewise the validation samples' energies the policy ranks (``fb.energy_student``); default ``scores``.
 
     Returns (picked indices into ``validation``, the eligible mask, the fit or None)."""
     by_id = {s["id"]: s for s in scores}
@@ -106,7 +108,8 @@ def pick_feedback(
                                    wording, fb.echo_run)
     if fit is not None and fit < fb.min_fit:
         return np.empty(0, dtype=np.int64), eligible, fit
-    energies = np.array([by_id[s["id"]]["energy"] for s in validation], dtype=np.float64)
+    energy_by_id = by_id if energy_scores is None else {s["id"]: s for s in energy_scores}
+    energies = np.array([energy_by_id[s["id"]]["energy"] for s in validation], dtype=np.float64)
     labels = [s.get("label") for s in validation]
     if not fb.by_label or None in labels:
         return select_feedback(fb.policy, energies, fb.band, fb.k, rng, eligible), eligible, fit

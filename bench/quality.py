@@ -85,6 +85,9 @@ FEEDBACK_USE = (("generation", "feedback_share", 1.0), ("generation", "feedback_
 # fingerprint takes them at these fixed values (their defaults when added), so a run that changes only
 # them reuses the round 0 on disk.
 ROUND0_INERT = (("training", "noise_filter", 0.1),)
+# Settings the random policy never reads (it draws without energies): its fingerprint drops them, so
+# its cells are shared across them.
+RANDOM_INERT = (("feedback", "energy_student"),)
 
 
 def cell_overrides(args: argparse.Namespace, seed: int, policy: str) -> list[str]:
@@ -109,8 +112,8 @@ def gold_ray_run(config_path: Path, overrides: list[str], out: Path, resume: boo
 def fingerprint(config: dict, part: str) -> str:
     """What a cell's result depends on besides task, seed and policy (which name its directory):
     the whole config but its output directory, seed, policy, the checkout's path, for round 0 the settings
-    inert there (``ROUND0_INERT``) and, for round 0 and the no-feedback
-    policy, the feedback settings (they change nothing there) but, for round 0, ``feedback.ood_ask``
+    inert there (``ROUND0_INERT``), for random feedback those it never reads (``RANDOM_INERT``) and, for
+    round 0 and the no-feedback policy, the feedback settings (they change nothing there) but, for round 0, ``feedback.ood_ask``
     (it words round 0's OOD validation prompts, which the policies' round-0 feedback is picked
     from). Cells are kept per fingerprint, so a changed default is computed afresh, never read
     back from a run of the old one.
@@ -128,6 +131,9 @@ def fingerprint(config: dict, part: str) -> str:
         values = config.get(section) or {}
         if key in values and values[key] == neutral:
             del values[key]
+    if part == "random":
+        for section, key in RANDOM_INERT:
+            (config.get(section) or {}).pop(key, None)
     config["run"] = {k: v for k, v in config["run"].items() if k not in ("out_dir", "seed")}
     if part in ("round0", "none"):
         feedback = config.pop("feedback", None) or {}

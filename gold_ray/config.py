@@ -304,10 +304,11 @@ class FeedbackSection(Strict):
         default="judging",
         description="with training.average_rounds, whose energies rank the OOD validation samples for the "
         "feedback band: 'judging', the mean of the round ends, or 'round', the round's own student, the one "
-        "trained on the round's samples (one more scoring pass of the validation batch). The mean's energies "
-        "hardly tell its OOD samples from its training samples (auroc 0.47-0.55 in round 3 of the averaged "
-        "runs), the round's own student's do (0.52-0.81; docs/benchmarks.md, '2026-12-05, afternoon'). The "
-        "eligibility checks and everything else stay the judging student's",
+        "trained on the round's samples (one more scoring pass of the validation batch). In round 3 of the "
+        "averaged runs the mean's energies hardly told the OOD batch from the training batch (auroc 0.47-0.56), "
+        "the round's own student's a little better (0.52-0.81), and the two put mostly different samples in the "
+        "band (docs/benchmarks.md, '2026-12-05, afternoon'). The eligibility checks and everything else stay "
+        "the judging student's",
     )
     ood_ask: Literal["different", "hard"] = Field(
         default="different",

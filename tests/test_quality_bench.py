@@ -92,6 +92,10 @@ def test_cells_are_kept_per_config_that_matters_to_them():
     older = quality.config_dict(load_config(ROOT / "configs/sst2.yaml"))
     del older["feedback"]["max_words"]
     assert quality.fingerprint(older, "energy_band") == base["energy_band"]
+    # whose energies rank the band matters to GOLD, not to random feedback, which reads none
+    ranked = {part: key(part, "feedback.energy_student=round") for part in ("energy_band", "random")}
+    assert ranked["energy_band"] != base["energy_band"] and ranked["random"] == key("random")
+    assert key("random", "feedback.k=8") != key("random")
     # so is the share of prompts carrying feedback, outside the feedback section
     assert key("energy_band", "generation.feedback_share=0.25") != base["energy_band"]
     assert all(key(part, "generation.feedback_share=0.25") == base[part] for part in ("none", "round0"))

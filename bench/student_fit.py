@@ -5,13 +5,15 @@ For each round directory of each run given, from the files the round left (train
 validation.jsonl, scores.jsonl, feedback.jsonl):
 
 - fit: the student's chance-corrected agreement with the teacher's labels on the round's
-  training samples (gold_ray.core.feedback.student_fit; 0 is a guess, 1 all right),
+  training samples (gold_ray.core.feedback.student_fit; 0 is a guess, 1 all right; the round's own
+  student's where the gate read it, ``feedback.fit_student``),
 - auroc: how often an OOD validation sample has a higher energy than a training sample (0.5: the
   energy does not tell the OOD batch from the data the student was trained on),
 - spread: q90 - q10 of the validation energies (the feedback band is cut from their ranks),
 - fed: the samples fed back from the round,
 - fed at: their energies' rank quantiles among the round's OOD samples (what `feedback.band`
-  reads: 0 lowest, 1 highest), with their labels.
+  reads: 0 lowest, 1 highest; by the round's own student's energies where the band ranked by them,
+  ``feedback.energy_student``), with their labels; auroc and spread are the judging student's.
 
 Runs nothing; reads the run directories only (classification tasks). With ``--kept-students``,
 each round that still holds its students (a run keeps them for its last round) also gets the fit of
@@ -53,16 +55,25 @@ def auroc(higher: np.ndarray, lower: np.ndarray) -> float:
 def round_measures(round_dir: Path, n_labels: int) -> dict:
     train = read_jsonl(round_dir / "train.jsonl")
     scores = {s["id"]: s for s in read_jsonl(round_dir / "scores.jsonl")}
+    read = {**scores, **round_student_scores(round_dir)}  # what the gate and the band read
     validation = read_jsonl(round_dir / "validation.jsonl")
     train_energy = np.array([scores[s["id"]]["energy"] for s in train])
     val_energy = np.array([scores[s["id"]]["energy"] for s in validation])
-    fit = student_fit([s.get("label") for s in train], [scores[s["id"]].get("predicted") for s in train], n_labels)
+    fit = student_fit([s.get("label") for s in train], [read[s["id"]].get("predicted") for s in train], n_labels)
     q10, q90 = np.quantile(val_energy, [0.1, 0.9]) if val_energy.size else (float("nan"), float("nan"))
-    quantile = dict(zip((s["id"] for s in validation), rank_quantiles(val_energy), strict=True))
+    ranked = rank_quantiles(np.array([read[s["id"]]["energy"] for s in validation]))
+    quantile = dict(zip((s["id"] for s in validation), ranked, strict=True))
     fed = read_jsonl(round_dir / "feedback.jsonl")
     return {"round": int(round_dir.name[1:]), "fit": fit, "auroc": auroc(val_energy, train_energy),
             "spread": float(q90 - q10), "fed": len(fed),
             "fed_at": [(float(quantile[s["id"]]), s.get("label")) for s in fed if s["id"] in quantile]}
+
+
+def round_student_scores(round_dir: Path) -> dict[str, dict]:
+    """The round's own student's scores that its feedback read instead of the judging mean's, by id
+    (``feedback.fit_student`` / ``energy_student`` "round": round_student_scores.jsonl), or none."""
+    own = round_dir / "round_student_scores.jsonl"
+    return {s["id"]: s for s in read_jsonl(own)} if own.is_file() else {}
 
 
 def kept_fits(round_dir: Path, config) -> dict[str, float | None]:

@@ -34,6 +34,12 @@ def test_round_measures_read_a_round_directory(tmp_path):
     # validation energies 0..10 sit above three training energies (-3), above the fourth (5) 5 times in 11 and tie once
     assert m == {"round": 2, "fit": 0.5, "auroc": pytest.approx((33 + 5 + 0.5) / 44), "spread": pytest.approx(8.0),
                  "fed": 2, "fed_at": [(0.6, "a"), (0.7, "a")]}  # energies 6 and 7 of 0..10
+    # where feedback read the round's own student (feedback.fit_student / energy_student=round), fit and
+    # fed-at are that student's; auroc and spread stay the judging one's
+    write_jsonl(r / "round_student_scores.jsonl", [{"id": "t3", "kind": "train", "energy": 0.0, "predicted": "b"}]
+                + [{"id": f"v{i}", "kind": "validation", "energy": -float(i)} for i in range(11)])
+    own = load("student_fit").round_measures(r, n_labels=2)
+    assert own == {**m, "fit": 1.0, "fed_at": [(0.4, "a"), (0.3, "a")]}
 
 
 def test_kept_students_are_scored_again_as_the_loop_scored_them(tmp_path):

@@ -43,13 +43,14 @@ def test_round_measures_read_a_round_directory(tmp_path):
 
 
 def test_kept_students_are_scored_again_as_the_loop_scored_them(tmp_path):
-    """--kept-students: a round's kept student, scored again by the bench, fits its training samples
-    as the loop's scorer recorded in scores.jsonl (two code paths: predict_labels and StudentScorer)."""
+    """--kept-students: a round's kept student, scored again by the bench (with the loop's
+    StudentScorer), fits its training samples as its own predictions say (predict_labels, the
+    evaluation's code path: a second one)."""
     from pathlib import Path
 
     from gold_ray.config import load_config
-    from gold_ray.scorer import StudentScorer
-    from gold_ray.student import load_student, save_student
+    from gold_ray.student import load_student, predict_labels, save_student
+    from gold_ray.trainer import student_rows
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs/sst2.yaml", ["scorer.threads=1"])
     r = tmp_path / "r03"
@@ -59,12 +60,11 @@ def test_kept_students_are_scored_again_as_the_loop_scored_them(tmp_path):
              for i, text in enumerate(words)]
     write_jsonl(r / "train.jsonl", train)
     save_student(load_student(config), r / "student")  # a fresh head: its fit is whatever it guesses
-    scored = StudentScorer(config.model_dump_json(), str(r / "student")).score(train)
-    write_jsonl(r / "scores.jsonl", scored)
+    predicted = predict_labels(load_student(config, r / "student"), student_rows(config.task, train))
     bench = load("student_fit")
     fits = bench.kept_fits(r, config)
     assert list(fits) == ["student"]  # no student_mean kept (training.average_rounds off)
-    assert fits["student"] == bench.student_fit([s["label"] for s in train], [s["predicted"] for s in scored], 2)
+    assert fits["student"] == bench.student_fit([s["label"] for s in train], predicted, 2)
 
 
 def test_band_pool_is_what_the_band_could_feed_back_by_these_energies():

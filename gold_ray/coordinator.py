@@ -209,7 +209,9 @@ class Coordinator:
         as ``round_student_scores.jsonl``."""
         fb = self.config.feedback
         batches = {"train": gen, "validation": val}
-        wanted = [kind for kind, setting in (("train", fb.fit_student), ("validation", fb.energy_student))
+        fit_read = self.config.task.is_classification  # seq2seq tasks have no fit for the gate to read
+        wanted = [kind for kind, setting in (("train", fb.fit_student if fit_read else "judging"),
+                                             ("validation", fb.energy_student))
                   if setting == "round" and judged != student]
         if not wanted:
             return {}

@@ -63,7 +63,7 @@ def test_kept_students_are_scored_again_as_the_loop_scored_them(tmp_path):
     predicted = predict_labels(load_student(config, r / "student"), student_rows(config.task, train))
     bench = load("student_fit")
     fits = bench.kept_fits(r, config)
-    assert list(fits) == ["student"]  # no student_mean kept (training.average_rounds off)
+    assert list(fits) == ["student"]  # no student_mean kept in this round
     assert fits["student"] == bench.student_fit([s["label"] for s in train], predicted, 2)
 
 

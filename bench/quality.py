@@ -88,6 +88,10 @@ ROUND0_INERT = (("training", "noise_filter", 0.1),)
 # Settings the random policy never reads (it draws without energies): its fingerprint drops them, so
 # its cells are shared across them.
 RANDOM_INERT = (("feedback", "energy_student"),)
+# Settings read only where the round ends are averaged (without averaging the judged student is the
+# round's own): a fingerprint without training.average_rounds drops them, so the cells of the last
+# round's student are addressed by training.average_rounds=false alone.
+AVERAGING_ONLY = (("feedback", "fit_student"), ("feedback", "energy_student"))
 
 
 def cell_overrides(args: argparse.Namespace, seed: int, policy: str) -> list[str]:
@@ -112,7 +116,8 @@ def gold_ray_run(config_path: Path, overrides: list[str], out: Path, resume: boo
 def fingerprint(config: dict, part: str) -> str:
     """What a cell's result depends on besides task, seed and policy (which name its directory):
     the whole config but its output directory, seed, policy, the checkout's path, for round 0 the settings
-    inert there (``ROUND0_INERT``), for random feedback those it never reads (``RANDOM_INERT``) and, for
+    inert there (``ROUND0_INERT``), for random feedback those it never reads (``RANDOM_INERT``), without
+    averaging those read only with it (``AVERAGING_ONLY``) and, for
     round 0 and the no-feedback policy, the feedback settings (they change nothing there) but, for round 0, ``feedback.ood_ask``
     (it words round 0's OOD validation prompts, which the policies' round-0 feedback is picked
     from). Cells are kept per fingerprint, so a changed default is computed afresh, never read
@@ -127,6 +132,9 @@ def fingerprint(config: dict, part: str) -> str:
     if part == "round0":
         for section, key, default in ROUND0_INERT:
             config.setdefault(section, {})[key] = default
+    if not (config.get("training") or {}).get("average_rounds", False):
+        for section, key in AVERAGING_ONLY:
+            (config.get(section) or {}).pop(key, None)
     for section, key, neutral in NEUTRAL_DEFAULTS:  # at their default, as if the setting did not exist
         values = config.get(section) or {}
         if key in values and values[key] == neutral:

@@ -96,6 +96,12 @@ def test_cells_are_kept_per_config_that_matters_to_them():
     ranked = {part: key(part, "feedback.energy_student=round") for part in ("energy_band", "random")}
     assert ranked["energy_band"] != base["energy_band"] and ranked["random"] == key("random")
     assert key("random", "feedback.k=8") != key("random")
+    # whose fit and energies feedback reads matter only where the round ends are averaged: without
+    # averaging they drop out, so one --set addresses the cells of the last round's student
+    unaveraged = key("energy_band", "training.average_rounds=false")
+    assert unaveraged != base["energy_band"] and key("energy_band", "feedback.fit_student=judging") != base["energy_band"]
+    for setting in ("feedback.fit_student=judging", "feedback.energy_student=round"):
+        assert key("energy_band", "training.average_rounds=false", setting) == unaveraged
     # so is the share of prompts carrying feedback, outside the feedback section
     assert key("energy_band", "generation.feedback_share=0.25") != base["energy_band"]
     assert all(key(part, "generation.feedback_share=0.25") == base[part] for part in ("none", "round0"))

@@ -209,10 +209,9 @@ class Coordinator:
         as ``round_student_scores.jsonl``."""
         fb = self.config.feedback
         batches = {"train": gen, "validation": val}
-        fit_read = self.config.task.is_classification  # seq2seq tasks have no fit for the gate to read
-        wanted = [kind for kind, setting in (("train", fb.fit_student if fit_read else "judging"),
-                                             ("validation", fb.energy_student))
-                  if setting == "round" and judged != student]
+        asks = {"train": fb.fit_student == "round" and self.config.task.is_classification,  # seq2seq: no fit
+                "validation": fb.energy_student == "round"}
+        wanted = [kind for kind, asked in asks.items() if asked and judged != student]
         if not wanted:
             return {}
         with timings.phase("score_round_student"):
